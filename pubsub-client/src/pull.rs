@@ -5,8 +5,7 @@
 
 use std::collections::HashMap;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64_simd::STANDARD;
 use bytes::Bytes;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -94,7 +93,7 @@ fn decode_pull(bytes: &[u8]) -> Result<Vec<ReceivedMessage>> {
     resp.received_messages
         .into_iter()
         .map(|r| {
-            let data = STANDARD.decode(r.message.data.as_bytes()).map_err(|e| {
+            let data = STANDARD.decode_to_vec(r.message.data.as_bytes()).map_err(|e| {
                 Error::Protocol(format!("message {} has invalid base64 data: {e}", r.message.message_id))
             })?;
             Ok(ReceivedMessage {
@@ -132,7 +131,11 @@ impl Client {
 
     /// Pulls up to `max_messages` messages without waiting: an empty list means none were
     /// available right now. Retried per the client's retry policy.
-    pub async fn pull_immediately(&self, subscription: &str, max_messages: u32) -> Result<Vec<ReceivedMessage>> {
+    pub async fn pull_immediately(
+        &self,
+        subscription: &str,
+        max_messages: u32,
+    ) -> Result<Vec<ReceivedMessage>> {
         let name = self.subscription_name(subscription)?;
         let path = format!("{name}:pull");
         let body = json(&PullRequest { max_messages: max_messages.max(1), return_immediately: true })?;

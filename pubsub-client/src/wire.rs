@@ -19,8 +19,7 @@
 
 use std::io::Write;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64_simd::STANDARD;
 use bytes::Bytes;
 
 use crate::message::Message;
@@ -64,13 +63,7 @@ pub fn encoded_len(msg: &Message) -> usize {
 /// Appends a message's JSON fragment to `out`; it adds exactly [`encoded_len`] bytes.
 pub fn encode_message(msg: &Message, out: &mut Vec<u8>) {
     out.extend_from_slice(DATA_OPEN);
-    let data = msg.data();
-    let start = out.len();
-    out.resize(start + base64_len(data.len()), 0);
-    let written = STANDARD
-        .encode_slice(data, &mut out[start..])
-        .unwrap_or_else(|_| unreachable!("buffer sized by base64_len"));
-    debug_assert_eq!(written, base64_len(data.len()));
+    STANDARD.encode_append(msg.data(), out);
     out.extend_from_slice(DATA_CLOSE);
     let attrs = msg.attributes();
     if !attrs.is_empty() {
@@ -194,13 +187,38 @@ fn escape_width(b: u8) -> usize {
     }
 }
 
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Whether any byte of the word is a control character, `"` or `\\` (word-at-a-time).
+#[inline]
+fn word_needs_escape(w: u64) -> bool {
+    let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
+    // Bytes below 0x20: subtracting 0x20 borrows into the high bit (ignoring bytes >= 0x80).
+    let control = w.wrapping_sub(LO * 0x20) & !w & HI;
+    (control | has_zero(w ^ (LO * u64::from(b'"'))) | has_zero(w ^ (LO * u64::from(b'\\')))) != 0
+}
+
+/// Whether a string can be copied into JSON as it is.
+#[inline]
+fn is_plain(bytes: &[u8]) -> bool {
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        if word_needs_escape(w) {
+            return false;
+        }
+    }
+    chunks.remainder().iter().all(|&b| escape_width(b) == 1)
+}
+
 fn escaped_len(s: &str) -> usize {
-    s.bytes().map(escape_width).sum()
+    if is_plain(s.as_bytes()) { s.len() } else { s.bytes().map(escape_width).sum() }
 }
 
 fn write_escaped(s: &str, out: &mut Vec<u8>) {
     let bytes = s.as_bytes();
-    if bytes.iter().all(|&b| escape_width(b) == 1) {
+    if is_plain(bytes) {
         out.extend_from_slice(bytes);
         return;
     }
@@ -261,7 +279,7 @@ mod tests {
         for n in 0..10 {
             let msg = Message::new(vec![7u8; n]);
             let v = roundtrip(&msg);
-            let decoded = STANDARD.decode(v["data"].as_str().expect("string")).expect("base64");
+            let decoded = STANDARD.decode_to_vec(v["data"].as_str().expect("string")).expect("base64");
             assert_eq!(decoded, vec![7u8; n]);
         }
     }
@@ -282,7 +300,7 @@ mod tests {
         assert_eq!(bytes.len(), len);
         let v: Value = serde_json::from_slice(&bytes).expect("valid JSON");
         assert_eq!(v["messages"].as_array().map(Vec::len), Some(5));
-        assert_eq!(v["messages"][4]["data"], STANDARD.encode("m4"));
+        assert_eq!(v["messages"][4]["data"], STANDARD.encode_to_string("m4"));
     }
 
     #[test]
@@ -297,6 +315,21 @@ mod tests {
             b.push_encoded(&frag);
         }
         assert_eq!(a.finish(), b.finish());
+    }
+
+    #[test]
+    fn the_word_scan_agrees_with_the_byte_scan() {
+        for b in 0..=255u8 {
+            for pos in 0..12 {
+                let mut v = vec![b'a'; 12];
+                v[pos] = b;
+                if let Ok(s) = std::str::from_utf8(&v) {
+                    let slow = s.bytes().all(|c| escape_width(c) == 1);
+                    assert_eq!(is_plain(s.as_bytes()), slow, "byte {b:#x} at {pos}");
+                }
+            }
+        }
+        assert!(is_plain("é ✓ \u{7f} plain text longer than eight".as_bytes()));
     }
 
     #[test]

@@ -29,11 +29,16 @@ async fn proxied_client(proxy: &FaultProxy, timeout: Duration) -> Client {
         .expect("client")
 }
 
-async fn setup(prefix: &str, ordering: bool, config: PublisherConfig) -> (FaultProxy, Client, Publisher, String) {
+async fn setup(
+    prefix: &str,
+    ordering: bool,
+    config: PublisherConfig,
+) -> (FaultProxy, Client, Publisher, String) {
     let proxy = FaultProxy::start(Emulator::shared().addr()).await;
     let client = proxied_client(&proxy, Duration::from_secs(10)).await;
     let (topic, sub) = topic_and_subscription(&client, prefix, ordering).await;
-    let publisher = client.publisher_with_config(&topic, config.with_retry_policy(fast_retries())).expect("publisher");
+    let publisher =
+        client.publisher_with_config(&topic, config.with_retry_policy(fast_retries())).expect("publisher");
     (proxy, client, publisher, sub)
 }
 
@@ -80,12 +85,19 @@ async fn dropped_connections_and_slow_answers_lose_and_duplicate_nothing() {
     proxy.push_faults(faults);
     let msgs: Vec<Message> = (0..500).map(|i| Message::new(format!("msg-{i}"))).collect();
     let results = publish_all(&publisher, &msgs).await;
-    assert!(results.iter().all(Result::is_ok), "every message is published: {:?}", results.iter().find(|r| r.is_err()));
+    assert!(
+        results.iter().all(Result::is_ok),
+        "every message is published: {:?}",
+        results.iter().find(|r| r.is_err())
+    );
     assert!(proxy.faults_injected() >= 24, "faults were exercised: {}", proxy.faults_injected());
     let got = drain(&client, &sub, msgs.len(), DRAIN).await;
     let counts = count_payloads(&got);
     assert_eq!(counts.len(), msgs.len(), "no message lost");
-    assert!(counts.values().all(|&n| n == 1), "a message arrived twice although the server refused the first try");
+    assert!(
+        counts.values().all(|&n| n == 1),
+        "a message arrived twice although the server refused the first try"
+    );
     assert!(publisher.stats().retries >= 18);
 }
 
@@ -143,8 +155,9 @@ async fn retries_stop_at_the_total_deadline() {
     let proxy = FaultProxy::start(Emulator::shared().addr()).await;
     let client = proxied_client(&proxy, Duration::from_secs(10)).await;
     let (topic, _sub) = topic_and_subscription(&client, "deadline", false).await;
-    let publisher =
-        client.publisher_with_config(&topic, PublisherConfig::default().with_retry_policy(retry)).expect("publisher");
+    let publisher = client
+        .publisher_with_config(&topic, PublisherConfig::default().with_retry_policy(retry))
+        .expect("publisher");
     proxy.push_faults(std::iter::repeat_n(Fault::status(503), 1000));
     let err = publish_all(&publisher, &[Message::new("never")]).await.remove(0).expect_err("gives up");
     match &err {
@@ -197,7 +210,9 @@ async fn a_failed_ordering_key_pauses_until_resumed() {
     proxy.push_faults([Fault::status(400)]);
     let mut keyed = Vec::new();
     for i in 0..3 {
-        keyed.push(publisher.publish(&Message::new(format!("k{i}")).with_ordering_key("k")).await.expect("accepted"));
+        keyed.push(
+            publisher.publish(&Message::new(format!("k{i}")).with_ordering_key("k")).await.expect("accepted"),
+        );
     }
     let mut results = Vec::new();
     for h in keyed {
@@ -209,9 +224,19 @@ async fn a_failed_ordering_key_pauses_until_resumed() {
     }
     let refused = publisher.publish(&Message::new("k3").with_ordering_key("k")).await.expect_err("paused");
     assert!(matches!(refused, Error::OrderingKeyPaused { .. }), "{refused:?}");
-    publisher.publish(&Message::new("other").with_ordering_key("other")).await.expect("other keys go on").await.expect("ok");
+    publisher
+        .publish(&Message::new("other").with_ordering_key("other"))
+        .await
+        .expect("other keys go on")
+        .await
+        .expect("ok");
     publisher.resume_publish("k");
-    publisher.publish(&Message::new("k4").with_ordering_key("k")).await.expect("resumed").await.expect("published");
+    publisher
+        .publish(&Message::new("k4").with_ordering_key("k"))
+        .await
+        .expect("resumed")
+        .await
+        .expect("published");
     let got = drain(&client, &sub, 2, DRAIN).await;
     let mut payloads: Vec<_> = got.iter().map(|m| String::from_utf8_lossy(&m.data).into_owned()).collect();
     payloads.sort();
