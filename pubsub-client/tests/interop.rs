@@ -76,7 +76,7 @@ async fn messages_published_by_the_official_python_client_are_read_intact() {
         assert_eq!(m.attributes["origin"], "python");
         assert_eq!(m.attributes["text"], TEXT);
         assert_eq!(m.attributes.len(), 3);
-        let key = if i % 3 == 0 { format!("key-{}", i % 2) } else { String::new() };
+        let key = if i.is_multiple_of(3) { format!("key-{}", i % 2) } else { String::new() };
         assert_eq!(m.ordering_key, key);
     }
 }
@@ -95,7 +95,7 @@ async fn messages_published_by_this_client_are_read_intact_by_the_official_pytho
         let data: Vec<u8> = (0..(i * 7 % 500 + 1)).map(|j| (j * 13 + i) as u8).collect();
         let mut msg =
             Message::new(data.clone()).with_attribute("seq", i.to_string()).with_attribute("text", TEXT);
-        if i % 4 == 0 {
+        if i.is_multiple_of(4) {
             msg = msg.with_ordering_key(format!("k{}", i % 3));
         }
         handles.push(publisher.publish(&msg).await.expect("accepted"));

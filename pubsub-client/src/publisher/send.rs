@@ -11,7 +11,7 @@ use super::batch::Batch;
 use super::outcome::MessageIds;
 use super::stats::add;
 use crate::transport::Body;
-use crate::wire::{PublishBody, gzip};
+use crate::wire::gzip;
 
 /// Bodies at least this large are compressed on the blocking pool, not on a runtime worker.
 const COMPRESS_OFFLOAD_BYTES: usize = 256 * 1024;
@@ -19,7 +19,7 @@ const COMPRESS_OFFLOAD_BYTES: usize = 256 * 1024;
 pub(super) async fn send_batch(inner: Arc<Inner>, mut batch: Batch) {
     let count = batch.count();
     let permit = inner.in_flight.acquire().await;
-    let raw = std::mem::replace(&mut batch.body, PublishBody::new()).finish();
+    let raw = std::mem::take(&mut batch.body).finish();
     let body_len = raw.len();
     let cfg = &inner.config;
     let body = match cfg.gzip_threshold {
