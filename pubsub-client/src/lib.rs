@@ -53,6 +53,7 @@
 pub mod admin;
 mod auth;
 mod client;
+mod completion;
 mod error;
 pub mod limits;
 mod message;
@@ -60,6 +61,7 @@ mod names;
 mod publisher;
 mod pull;
 mod retry;
+mod subscriber;
 mod transport;
 pub mod wire;
 
@@ -72,3 +74,4 @@ pub use names::{SubscriptionName, TopicName};
 pub use publisher::{LimitExceededBehavior, PublishHandle, Publisher, PublisherConfig, PublisherStats};
 pub use pull::ReceivedMessage;
 pub use retry::RetryPolicy;
+pub use subscriber::{AckHandle, Delivery, Subscriber, SubscriberConfig, SubscriberHandle, SubscriberStats};

@@ -36,11 +36,13 @@ pub const MIN_ACK_DEADLINE_SECS: u32 = 10;
 /// Longest ack deadline a subscription or a lease extension may ask for, in seconds.
 pub const MAX_ACK_DEADLINE_SECS: u32 = 600;
 
-/// Most ack ids an acknowledge or modifyAckDeadline request should carry.
-///
-/// The API caps requests at 512 KiB; ack ids are up to a few hundred bytes, so 2500 keeps a
-/// request well inside that.
+/// Most ack ids an acknowledge or modifyAckDeadline request carries.
 pub const MAX_ACK_IDS_PER_REQUEST: usize = 2500;
+
+/// Most bytes of ack ids (JSON-quoted) an acknowledge or modifyAckDeadline request carries.
+///
+/// The API caps these requests at 512 KiB; this leaves room for the rest of the body.
+pub const MAX_ACK_REQUEST_BYTES: usize = 500_000;
 
 /// Shortest and longest topic or subscription id.
 pub const RESOURCE_ID_LEN: std::ops::RangeInclusive<usize> = 3..=255;

@@ -78,10 +78,24 @@ impl Transport {
     /// Sends `method base+path` with an optional JSON body and returns the response body of a
     /// 2xx answer, or the error the service described.
     pub(crate) async fn call(&self, method: Method, path: &str, body: Option<Body>) -> Result<Bytes> {
+        self.call_with_timeout(method, path, body, None).await
+    }
+
+    /// Like [`call`](Self::call) with a time limit other than the client's request timeout.
+    pub(crate) async fn call_with_timeout(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Body>,
+        timeout: Option<Duration>,
+    ) -> Result<Bytes> {
         let mut url = String::with_capacity(self.base.len() + path.len());
         url.push_str(&self.base);
         url.push_str(path);
         let mut req = self.http.request(method, url);
+        if let Some(t) = timeout {
+            req = req.timeout(t);
+        }
         if let Some(auth) = &self.auth {
             req = req.header(AUTHORIZATION, auth.header().await?);
         }

@@ -213,7 +213,9 @@ async fn flow_control_fails_fast_at_the_message_limit() {
     for h in handles {
         h.await.expect("published");
     }
-    publisher.publish(&Message::new("after")).await.expect("room again").await.expect("published");
+    let after = publisher.publish(&Message::new("after")).await.expect("room again");
+    publisher.flush().await;
+    after.await.expect("published");
     assert_eq!(drain(&client, &sub, 6, DRAIN).await.len(), 6);
 }
 

@@ -213,7 +213,7 @@ impl Inner {
             let State { unordered, keyed, pending, next_id, closed } = &mut *guard;
             let refused = if *closed {
                 Some(Error::ShutDown("publisher"))
-            } else if keyed.get(key).is_some_and(|l| l.paused) {
+            } else if !key.is_empty() && keyed.get(key).is_some_and(|l| l.paused) {
                 Some(Error::OrderingKeyPaused { key: key.to_owned() })
             } else {
                 None

@@ -1,16 +1,17 @@
 //! The result of one batch, shared by the handles of all its messages.
 //!
-//! One allocation per batch instead of a channel per message: handles hold the batch outcome
-//! and their index in it, and a message id becomes a `String` only when its handle is awaited.
+//! Handles hold the batch's completion and their index in it; a message id becomes a `String`
+//! only when its handle is awaited.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use serde::Deserialize;
 
+use crate::completion::Completion;
 use crate::error::{Error, Result};
 
 /// Message ids of a published batch, as spans of the response body.
@@ -66,71 +67,8 @@ impl MessageIds {
     }
 }
 
-enum State {
-    Pending(Vec<Option<Waker>>),
-    Done(Result<Arc<MessageIds>>),
-}
-
-/// Completion cell of one batch.
-pub(crate) struct BatchOutcome {
-    state: Mutex<State>,
-}
-
-impl std::fmt::Debug for BatchOutcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("BatchOutcome")
-    }
-}
-
-impl BatchOutcome {
-    pub(crate) fn new() -> Arc<Self> {
-        Arc::new(BatchOutcome { state: Mutex::new(State::Pending(Vec::new())) })
-    }
-
-    /// Sets the result (first call wins) and wakes every waiting handle.
-    pub(crate) fn complete(&self, result: Result<Arc<MessageIds>>) {
-        let wakers = {
-            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            match &mut *st {
-                State::Done(_) => return,
-                State::Pending(w) => {
-                    let w = std::mem::take(w);
-                    *st = State::Done(result);
-                    w
-                }
-            }
-        };
-        for w in wakers.into_iter().flatten() {
-            w.wake();
-        }
-    }
-
-    fn poll_with(&self, slot: &mut Option<usize>, cx: &mut Context<'_>) -> Poll<Result<Arc<MessageIds>>> {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        match &mut *st {
-            State::Done(r) => Poll::Ready(r.clone()),
-            State::Pending(wakers) => {
-                match slot {
-                    Some(i) => match &mut wakers[*i] {
-                        Some(w) if w.will_wake(cx.waker()) => {}
-                        w => *w = Some(cx.waker().clone()),
-                    },
-                    None => {
-                        *slot = Some(wakers.len());
-                        wakers.push(Some(cx.waker().clone()));
-                    }
-                }
-                Poll::Pending
-            }
-        }
-    }
-
-    /// Resolves when the batch is done, whatever its result.
-    pub(crate) fn done(self: Arc<Self>) -> impl Future<Output = ()> {
-        let mut slot = None;
-        std::future::poll_fn(move |cx| self.poll_with(&mut slot, cx).map(drop))
-    }
-}
+/// Completion of one publish batch.
+pub(crate) type BatchOutcome = Completion<Arc<MessageIds>>;
 
 /// A future of the message id assigned by Pub/Sub to one published message.
 ///
@@ -187,7 +125,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_handle_sees_the_batch_result() {
-        let outcome = BatchOutcome::new();
+        let outcome: Arc<BatchOutcome> = Completion::new();
         let handles: Vec<_> = (0..3).map(|i| PublishHandle::new(outcome.clone(), i)).collect();
         let waiters: Vec<_> = handles.into_iter().map(tokio::spawn).collect();
         let done = tokio::spawn(outcome.clone().done());
