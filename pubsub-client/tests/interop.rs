@@ -126,3 +126,41 @@ async fn messages_published_by_this_client_are_read_intact_by_the_official_pytho
         assert_eq!(v["ordering_key"], msg.ordering_key());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_subscriber_consumes_messages_of_the_official_python_client_intact() {
+    let client = client().await;
+    let (topic, sub) = topic_and_subscription(&client, "py-to-subscriber", true).await;
+    const N: usize = 300;
+    let out = run_python(vec![
+        script("py_publish.py").display().to_string(),
+        PROJECT.into(),
+        topic.clone(),
+        N.to_string(),
+    ])
+    .await;
+    let ids: Vec<String> = serde_json::from_str(out.trim()).expect("ids as JSON");
+    let mut subscriber = client.subscriber(&sub).expect("subscriber");
+    let mut seen = HashMap::new();
+    let mut acks = Vec::new();
+    while seen.len() < N {
+        let d = tokio::time::timeout(std::time::Duration::from_secs(60), subscriber.next())
+            .await
+            .expect("messages keep coming")
+            .expect("stream open")
+            .expect("delivery");
+        let i: usize = d.attributes()["seq"].parse().expect("seq");
+        assert_eq!(d.message_id(), ids[i]);
+        assert_eq!(d.data(), python_data(i).as_slice(), "payload of message {i}");
+        assert_eq!(d.attributes()["text"], TEXT);
+        let key = if i.is_multiple_of(3) { format!("key-{}", i % 2) } else { String::new() };
+        assert_eq!(d.ordering_key(), key);
+        seen.insert(i, d.message_id().to_owned());
+        acks.push(d.ack());
+    }
+    for a in acks {
+        a.await.expect("ack confirmed");
+    }
+    let stats = subscriber.shutdown(std::time::Duration::from_secs(5)).await;
+    assert_eq!(stats.acked as usize, N);
+}

@@ -98,7 +98,18 @@ pub(crate) async fn run(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-async fn send(inner: &Inner, f: Flush) {
+async fn send(inner: &Inner, mut f: Flush) {
+    // An ack or nack ends a lease: an extension of the same message sent alongside could
+    // otherwise land after the nack and delay its redelivery.
+    let settling = !f.acks.is_empty() || !f.nacks.is_empty();
+    if settling && !f.extends.is_empty() {
+        let settled: std::collections::HashSet<&str> =
+            f.acks.iter().chain(&f.nacks).map(String::as_str).collect();
+        for (_, ids) in &mut f.extends {
+            ids.retain(|id| !settled.contains(id.as_str()));
+        }
+        f.extends.retain(|(_, ids)| !ids.is_empty());
+    }
     let client = &inner.client;
     let name = &inner.name;
     let counters = &inner.counters;

@@ -14,7 +14,7 @@ use crate::limits::{MAX_ACK_DEADLINE_SECS, MIN_ACK_DEADLINE_SECS};
 /// let config = SubscriberConfig::default()
 ///     .with_max_outstanding_messages(5000)
 ///     .with_max_lease_extension(Duration::from_secs(600));
-/// assert_eq!(config.pull_concurrency, 2);
+/// assert_eq!(config.pull_concurrency, 4);
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -26,7 +26,7 @@ pub struct SubscriberConfig {
     /// Pulling pauses while the limit is reached; one pull answer may pass it, so the bound is
     /// this plus one pull's worth. Default: 100 MiB.
     pub max_outstanding_bytes: usize,
-    /// Pull requests kept in flight. Default: 2.
+    /// Pull requests kept in flight. Default: 4.
     pub pull_concurrency: usize,
     /// Most messages one pull asks for (1-1000). Default: 1000.
     pub max_messages_per_pull: u32,
@@ -52,7 +52,7 @@ impl Default for SubscriberConfig {
         SubscriberConfig {
             max_outstanding_messages: 1000,
             max_outstanding_bytes: 100 * 1024 * 1024,
-            pull_concurrency: 2,
+            pull_concurrency: 4,
             max_messages_per_pull: 1000,
             pull_timeout: Duration::from_secs(30),
             max_lease_extension: Duration::from_secs(3600),

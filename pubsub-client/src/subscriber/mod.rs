@@ -91,6 +91,8 @@ pub(crate) struct Inner {
     latencies: Mutex<AckLatencies>,
     acks: Mutex<AckQueue>,
     ack_wake: Notify,
+    /// Bytes that pulls in flight expect to receive (their share of the byte limit).
+    reserved_bytes: AtomicUsize,
     /// Deliveries handed to the caller and not yet settled.
     handed_out: AtomicUsize,
     settled: Notify,
@@ -99,6 +101,7 @@ pub(crate) struct Inner {
     finished: AtomicBool,
     fatal: Mutex<Option<Error>>,
     stop_pulling: watch::Sender<bool>,
+    abort_pulls: watch::Sender<bool>,
     stop_all: watch::Sender<bool>,
     pull_tasks: Mutex<Vec<JoinHandle<()>>>,
     background: Mutex<Vec<JoinHandle<()>>>,
@@ -131,6 +134,7 @@ impl Subscriber {
             Error::InvalidConfig("a subscriber must be created inside a tokio runtime".into())
         })?;
         let (stop_pulling, _) = watch::channel(false);
+        let (abort_pulls, _) = watch::channel(false);
         let (stop_all, _) = watch::channel(false);
         let inner = Arc::new(Inner {
             client,
@@ -143,12 +147,14 @@ impl Subscriber {
             latencies: Mutex::new(AckLatencies::default()),
             acks: Mutex::new(AckQueue::default()),
             ack_wake: Notify::new(),
+            reserved_bytes: AtomicUsize::new(0),
             handed_out: AtomicUsize::new(0),
             settled: Notify::new(),
             closed: AtomicBool::new(false),
             finished: AtomicBool::new(false),
             fatal: Mutex::new(None),
             stop_pulling,
+            abort_pulls,
             stop_all,
             pull_tasks: Mutex::new(Vec::new()),
             background: Mutex::new(Vec::new()),
@@ -161,7 +167,10 @@ impl Subscriber {
             config,
         });
         let pulls = (0..inner.config.pull_concurrency)
-            .map(|_| inner.runtime.spawn(puller::run(inner.clone(), inner.stop_pulling.subscribe())))
+            .map(|_| {
+                let (stop, abort) = (inner.stop_pulling.subscribe(), inner.abort_pulls.subscribe());
+                inner.runtime.spawn(puller::run(inner.clone(), stop, abort))
+            })
             .collect();
         *lock(&inner.pull_tasks) = pulls;
         *lock(&inner.background) = vec![
@@ -229,9 +238,10 @@ impl Drop for Subscriber {
 }
 
 impl SubscriberHandle {
-    /// Shuts the subscriber down: stops pulling, nacks messages not yet handed out, waits up to
-    /// `grace` for handed-out ones to be acked or nacked, nacks the rest, sends every queued
-    /// ack, and stops the background tasks. [`Subscriber::next`] returns `None` afterwards; acks
+    /// Shuts the subscriber down: starts no new pull and lets pulls in flight finish within
+    /// `grace` (giving them up after it), nacks messages not yet handed out, waits until
+    /// `grace` has passed for handed-out ones to be acked or nacked, nacks the rest, sends every
+    /// queued ack, and stops the background tasks. [`Subscriber::next`] returns `None` afterwards; acks
     /// of deliveries that were nacked here resolve to [`Error::ShutDown`]. Calling it again
     /// waits for the first call to finish.
     pub async fn shutdown(&self, grace: Duration) {
@@ -266,17 +276,36 @@ impl Inner {
         self.backoff.backoff(failures)
     }
 
-    /// Resolves once outstanding bytes are below the limit.
+    /// Bytes of room left under the byte limit, counting what pulls in flight expect.
+    pub(crate) fn byte_room(&self) -> usize {
+        self.config.max_outstanding_bytes.saturating_sub(
+            self.counters.outstanding_bytes.load(Ordering::Acquire)
+                + self.reserved_bytes.load(Ordering::Acquire),
+        )
+    }
+
+    /// Resolves once there is room under the byte limit.
     pub(crate) async fn wait_for_byte_room(&self) {
         loop {
             let notified = self.byte_room.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self.counters.outstanding_bytes.load(Ordering::Acquire) < self.config.max_outstanding_bytes {
+            if self.byte_room() > 0 {
                 return;
             }
             notified.await;
         }
+    }
+
+    /// Sets aside `bytes` of the byte limit for a pull about to be sent.
+    pub(crate) fn reserve_bytes(&self, bytes: usize) {
+        self.reserved_bytes.fetch_add(bytes, Ordering::AcqRel);
+    }
+
+    /// Returns a pull's reservation once its answer is counted (or it failed).
+    pub(crate) fn unreserve_bytes(&self, bytes: usize) {
+        self.reserved_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        self.byte_room.notify_waiters();
     }
 
     /// Takes over freshly pulled messages: leases, a receipt extension, the buffer.
@@ -358,9 +387,20 @@ impl Inner {
         self.closed.store(true, Ordering::Release);
         self.stop_pulling.send_replace(true);
         self.buffered.notify_one();
-        let pulls = std::mem::take(&mut *lock(&self.pull_tasks));
-        for h in pulls {
-            let _ = h.await;
+        // Pulls in flight may already have been answered: let them finish within the grace
+        // period (their messages are nacked below), and only then give them up.
+        let mut pulls = std::mem::take(&mut *lock(&self.pull_tasks));
+        let all_done = async {
+            while let Some(h) = pulls.last_mut() {
+                let _ = h.await;
+                pulls.pop();
+            }
+        };
+        if tokio::time::timeout_at(end, all_done).await.is_err() {
+            self.abort_pulls.send_replace(true);
+            for h in pulls {
+                let _ = h.await;
+            }
         }
         // Messages never handed out go back at once.
         let buffered: Vec<Buffered> = lock(&self.buffer).drain(..).collect();

@@ -8,8 +8,14 @@ use tokio::sync::watch;
 use super::Inner;
 use super::stats::add;
 
-/// Pulls until told to stop or a permanent error ends the subscriber.
-pub(crate) async fn run(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
+/// Pulls until told to stop or a permanent error ends the subscriber. `stop` means start no
+/// new pull; `abort` also gives up a pull in flight (whose messages, if the service already
+/// answered, then come back only when their ack deadline passes).
+pub(crate) async fn run(
+    inner: Arc<Inner>,
+    mut stop: watch::Receiver<bool>,
+    mut abort: watch::Receiver<bool>,
+) {
     let cfg = &inner.config;
     let mut failures: u32 = 0;
     loop {
@@ -24,10 +30,11 @@ pub(crate) async fn run(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
         let Ok(first) = first else { return };
         first.forget();
         let mut n: u32 = 1;
-        let room = cfg
-            .max_outstanding_bytes
-            .saturating_sub(inner.counters.outstanding_bytes.load(Ordering::Acquire));
-        let by_bytes = u32::try_from(inner.counters.messages_fitting(room)).unwrap_or(u32::MAX);
+        // Ask for what fits in the byte room by the average size so far (one message before
+        // anything was received), and reserve it so concurrent pulls do not count it twice.
+        let avg = inner.counters.average_size();
+        let by_bytes = avg.map_or(1, |a| (inner.byte_room() / a).max(1));
+        let by_bytes = u32::try_from(by_bytes).unwrap_or(u32::MAX);
         let extra = (cfg.max_messages_per_pull - 1)
             .min(u32::try_from(inner.permits.available_permits()).unwrap_or(u32::MAX))
             .min(by_bytes - 1);
@@ -37,23 +44,29 @@ pub(crate) async fn run(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
             p.forget();
             n += extra;
         }
+        let reserved = avg.unwrap_or(0) * n as usize;
+        inner.reserve_bytes(reserved);
         let result = tokio::select! {
             r = inner.client.pull_once(&inner.name, n, Some(cfg.pull_timeout)) => r,
-            _ = stop.wait_for(|s| *s) => {
+            _ = abort.wait_for(|s| *s) => {
                 inner.permits.add_permits(n as usize);
+                inner.unreserve_bytes(reserved);
                 return;
             }
         };
         add(&inner.counters.pulls, 1);
+        tracing::trace!(subscription = %inner.name, asked = n, result = ?result.as_ref().map(Vec::len), "pull answered");
         match result {
             Ok(msgs) => {
                 failures = 0;
                 let unused = (n as usize).saturating_sub(msgs.len());
                 inner.permits.add_permits(unused);
                 inner.receive(msgs);
+                inner.unreserve_bytes(reserved);
             }
             Err(e) => {
                 inner.permits.add_permits(n as usize);
+                inner.unreserve_bytes(reserved);
                 add(&inner.counters.pull_errors, 1);
                 if !e.is_retryable() {
                     tracing::error!(subscription = %inner.name, error = %e, "pull failed permanently; the subscriber stops");

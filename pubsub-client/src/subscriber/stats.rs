@@ -76,15 +76,12 @@ impl Counters {
         self.outstanding_bytes.fetch_sub(bytes, Ordering::Relaxed);
     }
 
-    /// How many messages fit in `room` bytes, judged by the average size so far (one before
-    /// anything was received, so the first answer cannot overshoot by much).
-    pub(crate) fn messages_fitting(&self, room: usize) -> usize {
+    /// Average size of the messages received so far; `None` before the first.
+    pub(crate) fn average_size(&self) -> Option<usize> {
         let n = self.received.load(Ordering::Relaxed);
-        if n == 0 {
-            return 1;
-        }
-        let avg = (self.received_bytes.load(Ordering::Relaxed) / n).max(1);
-        usize::try_from(room as u64 / avg).unwrap_or(usize::MAX).max(1)
+        (n > 0).then(|| {
+            usize::try_from(self.received_bytes.load(Ordering::Relaxed) / n).unwrap_or(usize::MAX).max(1)
+        })
     }
 
     pub(crate) fn snapshot(&self, ack_deadline: Duration) -> SubscriberStats {

@@ -14,8 +14,22 @@ pub async fn client() -> Client {
     client_for(&Emulator::shared().host()).await
 }
 
+/// Logs to the test output when `RUST_LOG` is set (e.g. `RUST_LOG=pubsub_client=debug`).
+pub fn init_tracing() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("RUST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
 /// A client for an emulator (or a proxy in front of it) at `host`.
 pub async fn client_for(host: &str) -> Client {
+    init_tracing();
     Client::builder()
         .with_project(PROJECT)
         .with_emulator_host(host)
