@@ -10,6 +10,9 @@
 //! * [`Publisher`] — per-topic batching, flow control (block or fail fast), a cap on requests
 //!   in flight, optional gzip, retries with backoff and jitter, ordering keys, `flush` and
 //!   graceful `shutdown`. Configured with [`PublisherConfig`].
+//! * [`Subscriber`] — pulls in flight, flow control on outstanding messages and bytes, leases
+//!   extended in the background with a deadline that follows observed processing times, batched
+//!   acks and nacks, graceful shutdown. Configured with [`SubscriberConfig`].
 //! * Admin calls on [`Client`]: create / get / delete / list [`Topic`]s and [`Subscription`]s.
 //! * Low-level [`Client::pull`], [`Client::acknowledge`] and [`Client::modify_ack_deadline`].
 //! * [`wire`] — the publish request encoding, public for load generators and benchmarks.
@@ -40,6 +43,27 @@
 //!     println!("published as {}", h.await?);
 //! }
 //! publisher.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Receiving:
+//!
+//! ```no_run
+//! use pubsub_client::{Client, SubscriberConfig};
+//! use std::time::Duration;
+//!
+//! # async fn run() -> pubsub_client::Result<()> {
+//! let client = Client::builder().with_project("my-project").build().await?;
+//! let config = SubscriberConfig::default().with_max_outstanding_messages(5000);
+//! let mut subscriber = client.subscriber_with_config("events-play-export", config)?;
+//! let shutdown = subscriber.handle(); // e.g. for a signal handler
+//! while let Some(delivery) = subscriber.next().await {
+//!     let delivery = delivery?;
+//!     // ... write delivery.data() somewhere durable, then:
+//!     delivery.ack(); // or delivery.nack() to have it redelivered
+//! #   break;
+//! }
+//! shutdown.shutdown(Duration::from_secs(30)).await;
 //! # Ok(()) }
 //! ```
 //!
