@@ -324,17 +324,15 @@ impl Inner {
         }
         let secs = u32::try_from(deadline.as_secs()).unwrap_or(600);
         self.lock_acks().extend(secs, ids);
-        let n = msgs.len();
-        let mut bytes = 0;
+        // Count them as outstanding before anyone can take (and settle) them.
+        let sizes: Vec<usize> = msgs.iter().map(ReceivedMessage::size).collect();
+        self.counters.admit(msgs.len(), sizes.iter().sum());
         {
             let mut buf = lock(&self.buffer);
-            for msg in msgs {
-                let size = msg.size();
-                bytes += size;
-                buf.push_back(Buffered { msg, bytes: size, received: now });
+            for (msg, bytes) in msgs.into_iter().zip(sizes) {
+                buf.push_back(Buffered { msg, bytes, received: now });
             }
         }
-        self.counters.admit(n, bytes);
         self.buffered.notify_one();
     }
 

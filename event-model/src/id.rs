@@ -1,0 +1,43 @@
+//! Event ids.
+
+use xxhash_rust::xxh3::xxh3_128;
+
+/// The id of the line at `offset` of the file with `fingerprint` on `host`: the same inputs
+/// always give the same id, so a line re-sent after a crash is recognisable downstream.
+/// 32 lowercase hex characters.
+pub fn deterministic_event_id(host: &str, fingerprint: u64, offset: u64) -> String {
+    let mut key = Vec::with_capacity(host.len() + 17);
+    key.extend_from_slice(host.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&fingerprint.to_le_bytes());
+    key.extend_from_slice(&offset.to_le_bytes());
+    format!("{:032x}", xxh3_128(&key))
+}
+
+/// A random id for events that arrive without one. 32 lowercase hex characters.
+pub fn random_event_id() -> String {
+    format!("{:032x}", fastrand::u128(..))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deterministic_ids_depend_on_every_input() {
+        let a = deterministic_event_id("host-a", 7, 100);
+        assert_eq!(a, deterministic_event_id("host-a", 7, 100));
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, deterministic_event_id("host-b", 7, 100));
+        assert_ne!(a, deterministic_event_id("host-a", 8, 100));
+        assert_ne!(a, deterministic_event_id("host-a", 7, 101));
+        // The separator keeps host and fingerprint apart.
+        assert_ne!(deterministic_event_id("a", 0x62, 0), deterministic_event_id("ab", 0, 0));
+    }
+
+    #[test]
+    fn random_ids_differ() {
+        assert_ne!(random_event_id(), random_event_id());
+        assert_eq!(random_event_id().len(), 32);
+    }
+}
