@@ -1,0 +1,38 @@
+//! The event-service: stateless HTTP ingest in front of Pub/Sub.
+//!
+//! `POST /v1/events` takes a batch of events as a JSON array, NDJSON or a protobuf
+//! `EventBatch` (optionally gzipped), checks each against the event-type registry, publishes
+//! the valid ones to their type's topic with the attributes `event_id`, `event_type` and
+//! `event_time`, and answers only when Pub/Sub confirmed every one of them: 200 with the number
+//! accepted and each rejected event's index and reason, or 503 when a publish finally failed, so
+//! the sender retries. Limits on body size, events per request and work in flight keep memory
+//! bounded (413 / 429 with `Retry-After`). `/healthz`, `/readyz` (ready once every topic is
+//! reachable) and `/metrics` (Prometheus) serve operators.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), event_service::ServiceError> {
+//! use event_service::{Config, Service};
+//!
+//! let mut config = Config::default();
+//! config.auth.allow_unauthenticated = true;
+//! let service = Service::start(config).await?;
+//! println!("listening on {}", service.local_addr());
+//! service.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod admin;
+mod config;
+mod error;
+mod ingest;
+mod metrics;
+mod server;
+mod state;
+
+pub use admin::{ApplyReport, apply_registry};
+pub use config::{AuthConfig, Config, LimitsConfig, MirrorConfig, PublisherSettings};
+pub use error::ServiceError;
+pub use ingest::{Checked, Encoding, RawEvent, check, split_body};
+pub use metrics::Metrics;
+pub use server::{Service, router, run};
+pub use state::AppState;

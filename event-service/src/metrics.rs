@@ -1,0 +1,132 @@
+//! Prometheus metrics of the service, served at `/metrics` in the text format.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of request counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    /// HTTP status code.
+    pub status: u16,
+}
+
+/// Labels of event counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TypeLabels {
+    /// Event type.
+    pub event_type: String,
+}
+
+/// Labels of rejection counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectLabels {
+    /// Event type (`unknown` when it could not be read).
+    pub event_type: String,
+    /// Rejection class, e.g. `missing_field`.
+    pub reason: String,
+}
+
+/// Labels of the registry reload counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `ok` or `error`.
+    pub result: String,
+}
+
+/// Every metric the service exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by status code.
+    pub requests: Family<StatusLabels, Counter>,
+    /// Events accepted (published and confirmed) by type.
+    pub accepted: Family<TypeLabels, Counter>,
+    /// Events rejected by type and reason class.
+    pub rejected: Family<RejectLabels, Counter>,
+    /// Events sent to the dead-letter topic.
+    pub dead_lettered: Counter,
+    /// Events mirrored (dark-loading) and mirror failures.
+    pub mirrored: Counter,
+    /// Mirror publishes that failed.
+    pub mirror_failures: Counter,
+    /// Time from the first publish of a request to Pub/Sub's confirmation of its last event.
+    pub publish_latency: Histogram,
+    /// Requests being processed.
+    pub in_flight_requests: Gauge,
+    /// Request body bytes being processed.
+    pub in_flight_bytes: Gauge,
+    /// Messages accepted by publishers and not yet confirmed (the publish queue depth).
+    pub publish_queue: Gauge,
+    /// Registry reloads by result.
+    pub registry_reloads: Family<ResultLabels, Counter>,
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("event_service");
+        let requests = Family::<StatusLabels, Counter>::default();
+        registry.register("http_requests", "Ingest requests by status", requests.clone());
+        let accepted = Family::<TypeLabels, Counter>::default();
+        registry.register("events_accepted", "Events published and confirmed, by type", accepted.clone());
+        let rejected = Family::<RejectLabels, Counter>::default();
+        registry.register("events_rejected", "Events rejected, by type and reason", rejected.clone());
+        let dead_lettered = Counter::default();
+        registry.register(
+            "events_dead_lettered",
+            "Rejected events sent to the dead-letter topic",
+            dead_lettered.clone(),
+        );
+        let mirrored = Counter::default();
+        registry.register("events_mirrored", "Events mirrored to the dark-loading target", mirrored.clone());
+        let mirror_failures = Counter::default();
+        registry.register("mirror_failures", "Mirror publishes that failed", mirror_failures.clone());
+        let publish_latency = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        registry.register(
+            "publish_latency_seconds",
+            "Time from a request's first publish to the confirmation of its last event",
+            publish_latency.clone(),
+        );
+        let in_flight_requests = Gauge::default();
+        registry.register("in_flight_requests", "Requests being processed", in_flight_requests.clone());
+        let in_flight_bytes = Gauge::default();
+        registry.register("in_flight_bytes", "Request body bytes being processed", in_flight_bytes.clone());
+        let publish_queue = Gauge::default();
+        registry.register(
+            "publish_queue_messages",
+            "Messages queued in publishers, not yet confirmed",
+            publish_queue.clone(),
+        );
+        let registry_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register("registry_reloads", "Registry reloads by result", registry_reloads.clone());
+        Arc::new(Metrics {
+            registry,
+            requests,
+            accepted,
+            rejected,
+            dead_lettered,
+            mirrored,
+            mirror_failures,
+            publish_latency,
+            in_flight_requests,
+            in_flight_bytes,
+            publish_queue,
+            registry_reloads,
+        })
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

@@ -1,0 +1,159 @@
+//! The HTTP server: routes, graceful shutdown, registry reloads, readiness checks.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::error::ServiceError;
+use crate::ingest::ingest;
+use crate::state::AppState;
+
+/// The service's routes.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/events", post(ingest))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    match state.readiness() {
+        Ok(()) => (StatusCode::OK, "ready".to_owned()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}")),
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let queued = state.publishers.outstanding();
+    state.metrics.publish_queue.set(i64::try_from(queued).unwrap_or(i64::MAX));
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        state.metrics.render(),
+    )
+}
+
+/// A running service.
+#[derive(Debug)]
+pub struct Service {
+    addr: SocketAddr,
+    state: Arc<AppState>,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl Service {
+    /// Loads the registry, binds the listener and starts serving.
+    pub async fn start(config: Config) -> Result<Self, ServiceError> {
+        let listener = TcpListener::bind(config.listen).await?;
+        Self::start_on(listener, config).await
+    }
+
+    /// Like [`start`](Self::start) on a listener the caller bound.
+    pub async fn start_on(listener: TcpListener, config: Config) -> Result<Self, ServiceError> {
+        let addr = listener.local_addr()?;
+        let state = AppState::new(config).await?;
+        let (stop, mut stopped) = watch::channel(false);
+        let app = router(state.clone());
+        let server = tokio::spawn(
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .into_future(),
+        );
+        let background =
+            vec![tokio::spawn(readiness_loop(state.clone())), tokio::spawn(reload_on_sighup(state.clone()))];
+        tracing::info!(%addr, types = state.registry().len(), "event-service listening");
+        Ok(Service { addr, state, stop, server, background })
+    }
+
+    /// The address the service listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The shared state (registry, metrics, publishers).
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// Graceful shutdown: stop accepting, let requests in flight finish (within the configured
+    /// shutdown timeout), flush the publishers.
+    pub async fn shutdown(self) {
+        let timeout = self.state.config.shutdown_timeout();
+        self.stop.send_replace(true);
+        for h in &self.background {
+            h.abort();
+        }
+        match tokio::time::timeout(timeout, self.server).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::error!(error = %e, "server error during shutdown"),
+            Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
+            Err(_) => tracing::warn!(?timeout, "requests still in flight at the shutdown timeout"),
+        }
+        if tokio::time::timeout(timeout, self.state.publishers.shutdown()).await.is_err() {
+            tracing::warn!("publishers did not drain within the shutdown timeout");
+        }
+        if let Some(m) = &self.state.mirror {
+            let _ = tokio::time::timeout(timeout, m.shutdown()).await;
+        }
+        tracing::info!("event-service stopped");
+    }
+}
+
+/// Runs the service until `shutdown` resolves, then shuts it down gracefully.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServiceError> {
+    let service = Service::start(config).await?;
+    shutdown.await;
+    service.shutdown().await;
+    Ok(())
+}
+
+/// Checks the topics until they are all reachable, and again after each registry change.
+async fn readiness_loop(state: Arc<AppState>) {
+    loop {
+        let wait = match state.check_topics().await {
+            Ok(()) => Duration::from_secs(30),
+            Err(why) => {
+                tracing::warn!(%why, "not ready");
+                Duration::from_secs(2)
+            }
+        };
+        let deadline = tokio::time::Instant::now() + wait;
+        while tokio::time::Instant::now() < deadline && state.readiness().is_ok() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// Reloads the registry on SIGHUP.
+async fn reload_on_sighup(state: Arc<AppState>) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match state.reload_registry() {
+                Ok(n) => tracing::info!(types = n, "registry reloaded"),
+                Err(e) => tracing::error!(error = %e, "registry reload failed; keeping the previous one"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = state;
+}
