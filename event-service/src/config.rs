@@ -37,6 +37,39 @@ pub struct Config {
     pub publisher: PublisherSettings,
     /// Dark-loading: mirror every accepted event to another project or topic prefix.
     pub mirror: Option<MirrorConfig>,
+    /// TLS on the listener. Default: unset (plain HTTP).
+    pub tls: Option<TlsConfig>,
+}
+
+/// Certificate and key for TLS on the listener (PEM files).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TlsConfig {
+    /// Certificate chain, PEM.
+    pub cert: PathBuf,
+    /// Private key (PKCS#8, PKCS#1 or SEC1), PEM.
+    pub key: PathBuf,
+}
+
+impl MirrorConfig {
+    /// Mirrors to `topic_prefix` + topic in the service's own project.
+    pub fn new(topic_prefix: impl Into<String>) -> Self {
+        MirrorConfig { project: None, topic_prefix: topic_prefix.into(), emulator_host: None }
+    }
+
+    /// Mirrors into another project.
+    pub fn with_project(mut self, project: impl Into<String>) -> Self {
+        self.project = Some(project.into());
+        self
+    }
+}
+
+impl TlsConfig {
+    /// A TLS config from certificate and key files.
+    pub fn new(cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        TlsConfig { cert: cert.into(), key: key.into() }
+    }
 }
 
 /// Bearer-token authentication of `POST /v1/events`.
@@ -118,6 +151,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             publisher: PublisherSettings::default(),
             mirror: None,
+            tls: None,
         }
     }
 }
@@ -155,10 +189,17 @@ impl Config {
             .map_err(|e| ServiceError::Config(format!("cannot read {}: {e}", path.display())))?;
         let mut cfg = Self::from_toml_str(&text)
             .map_err(|e| ServiceError::Config(format!("{}: {e}", path.display())))?;
-        if cfg.registry.is_relative()
-            && let Some(dir) = path.parent()
-        {
-            cfg.registry = dir.join(&cfg.registry);
+        if let Some(dir) = path.parent() {
+            let resolve = |p: &mut PathBuf| {
+                if p.is_relative() {
+                    *p = dir.join(&*p);
+                }
+            };
+            resolve(&mut cfg.registry);
+            if let Some(tls) = &mut cfg.tls {
+                resolve(&mut tls.cert);
+                resolve(&mut tls.key);
+            }
         }
         Ok(cfg)
     }

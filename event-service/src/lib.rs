@@ -28,11 +28,13 @@ mod ingest;
 mod metrics;
 mod server;
 mod state;
+mod tls;
 
 pub use admin::{ApplyReport, apply_registry};
-pub use config::{AuthConfig, Config, LimitsConfig, MirrorConfig, PublisherSettings};
+pub use config::{AuthConfig, Config, LimitsConfig, MirrorConfig, PublisherSettings, TlsConfig};
 pub use error::ServiceError;
 pub use ingest::{Checked, Encoding, RawEvent, check, split_body};
 pub use metrics::Metrics;
 pub use server::{Service, router, run};
 pub use state::AppState;
+pub use tls::{HANDSHAKE_TIMEOUT, MAX_HANDSHAKES};

@@ -65,19 +65,26 @@ impl Service {
     /// Like [`start`](Self::start) on a listener the caller bound.
     pub async fn start_on(listener: TcpListener, config: Config) -> Result<Self, ServiceError> {
         let addr = listener.local_addr()?;
+        let acceptor = config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
         let state = AppState::new(config).await?;
         let (stop, mut stopped) = watch::channel(false);
         let app = router(state.clone());
-        let server = tokio::spawn(
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .into_future(),
-        );
+        let stop_signal = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        let server = match acceptor {
+            Some(acceptor) => {
+                let listener = crate::tls::TlsListener::new(listener, acceptor)?;
+                tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(stop_signal).into_future())
+            }
+            None => {
+                tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(stop_signal).into_future())
+            }
+        };
         let background =
             vec![tokio::spawn(readiness_loop(state.clone())), tokio::spawn(reload_on_sighup(state.clone()))];
-        tracing::info!(%addr, types = state.registry().len(), "event-service listening");
+        let tls = state.config.tls.is_some();
+        tracing::info!(%addr, tls, types = state.registry().len(), "event-service listening");
         Ok(Service { addr, state, stop, server, background })
     }
 
@@ -123,19 +130,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     Ok(())
 }
 
-/// Checks the topics until they are all reachable, and again after each registry change.
+/// Checks the topics until they are all reachable (every 2 s), then every 30 s, and at once
+/// after a registry change.
 async fn readiness_loop(state: Arc<AppState>) {
     loop {
-        let wait = match state.check_topics().await {
-            Ok(()) => Duration::from_secs(30),
+        match state.check_topics().await {
+            Ok(()) => {
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+                while tokio::time::Instant::now() < deadline && state.readiness().is_ok() {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
             Err(why) => {
                 tracing::warn!(%why, "not ready");
-                Duration::from_secs(2)
+                tokio::time::sleep(Duration::from_secs(2)).await;
             }
-        };
-        let deadline = tokio::time::Instant::now() + wait;
-        while tokio::time::Instant::now() < deadline && state.readiness().is_ok() {
-            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use event_model::{Event, EventBatch, ValueKind};
-use event_service::{Config, Service, apply_registry};
+use event_service::{Config, MirrorConfig, Service, apply_registry};
 use prost::Message as _;
 use pubsub_client::{Client, ReceivedMessage};
 use testkit::{Emulator, Fault, FaultProxy};
@@ -372,5 +372,29 @@ async fn health_readiness_metrics_and_registry_reload() {
     ] {
         assert!(metrics.contains(want), "missing {want} in\n{metrics}");
     }
+    env.service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dark_loading_mirrors_every_accepted_event() {
+    let env = start(&Emulator::shared().host(), |c| c.mirror = Some(MirrorConfig::new("shadow-"))).await;
+    let shadow = format!("shadow-{}", env.play);
+    env.client.create_topic(&pubsub_client::Topic::new(&shadow)).await.expect("shadow topic");
+    env.client
+        .create_subscription(&pubsub_client::Subscription::new(format!("{shadow}-sub"), &shadow))
+        .await
+        .expect("shadow sub");
+    let batch = serde_json::json!([play_json("m1"), play_json("m2"), {"type": "play", "fields": {}}]);
+    let (s, body, _) = env.post("application/json", batch.to_string().into_bytes(), false).await;
+    assert_eq!((s, body["accepted"].as_u64()), (200, Some(2)), "{body}");
+    let main: Vec<String> =
+        env.drain(&format!("{}-exporter", env.play), 2).await.iter().map(|m| decode(m).id).collect();
+    let mut mirrored: Vec<String> =
+        env.drain(&format!("{shadow}-sub"), 2).await.iter().map(|m| decode(m).id).collect();
+    let mut main = main;
+    main.sort();
+    mirrored.sort();
+    assert_eq!(main.len(), 2);
+    assert_eq!(mirrored, main, "the mirror gets the same events, ids included");
     env.service.shutdown().await;
 }
