@@ -273,6 +273,15 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_config_and_registry_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+        let c = Config::load(&dir.join("event-service.toml")).expect("config/event-service.toml parses");
+        c.validate().expect("and is valid");
+        let r = event_model::Registry::load(&c.registry).expect("config/registry.toml loads");
+        assert!(r.event_type("play").is_some() && r.event_type("search").is_some());
+    }
+
+    #[test]
     fn short_tokens_are_refused() {
         let c = Config::from_toml_str("[auth]\ntokens = [\"short\"]").expect("parses");
         assert!(c.validate().expect_err("short").to_string().contains("16 characters"));
