@@ -120,7 +120,10 @@ impl Registry {
     pub fn validate_json(&self, raw: &[u8], enrich: &Enrichment) -> Result<Event, Rejection> {
         let j: JsonEvent = serde_json::from_slice(raw)
             .map_err(|e| reject(RejectKind::Malformed, format!("not a valid event: {e}")))?;
-        let ty = j.event_type.ok_or_else(|| reject(RejectKind::Malformed, "missing `type`"))?;
+        let ty = j
+            .event_type
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| reject(RejectKind::Malformed, "missing `type`"))?;
         let spec = self.spec_of(&ty).map_err(|r| r.of_type(&ty))?;
         let checked = (|| {
             check_required(spec, |n| j.fields.get(n).is_some_and(|v| !v.is_null()))?;
@@ -214,6 +217,9 @@ fn finish(spec: &EventType, mut event: Event, enrich: &Enrichment) -> Result<Eve
         ));
     }
     let received = timestamp_from_system_time(enrich.received_time);
+    if !in_range(&received) {
+        return Err(reject(RejectKind::BadTime, "the receive time (this host's clock) is outside 1970-9999"));
+    }
     if event.event_time.is_none() {
         event.event_time = Some(received);
     }
