@@ -3,28 +3,35 @@
 //!
 //! ```text
 //! CARGO_TARGET_DIR=/work/target cargo build --release -p examples --example ingest_bench
-//! /work/target/release/examples/ingest_bench --encoding protobuf --batch 500 --concurrency 8 --duration 20
+//! /work/target/release/examples/ingest_bench --encoding protobuf --batch 1000 --concurrency 16 --duration 20
 //! ```
+//!
+//! (or `cargo run --release -p examples --example ingest_bench -- --encoding protobuf ...`).
+//! Results are in `BENCHMARKS.md`, "Ingest + publish throughput".
 //!
 //! One binary, three roles (the first argument):
 //!
 //! * no role (the orchestrator): starts `sink` as a child process, writes a registry with one
 //!   `play` type (topic `events-play`, fields `user`, `track`, `ms_played`), starts the
-//!   event-service **in this process** (`event_service::Service::start`) with its publisher
-//!   pointed at the sink, waits for `/readyz`, runs `load` as a child process against it, and
-//!   prints events/s, the service's CPU seconds and CPU µs per event (this process holds only
-//!   the service, so its CPU is the service's), the generator's and the sink's CPU, and the
-//!   service's peak RSS. Add `--json` for one JSON line instead.
+//!   event-service **in this process** (`event_service::Service::start`, default limits, the
+//!   publisher's delay and requests in flight from `--delay-ms` / `--publisher-in-flight`)
+//!   with its publisher pointed at the sink, waits for `/readyz`, runs `load` as a child
+//!   process against it, and prints events/s, the service's CPU seconds and CPU µs per event
+//!   (this process holds only the service, so its CPU is the service's), the generator's and
+//!   the sink's CPU, the service's peak RSS (`VmHWM`), and how busy the whole machine was: CPU
+//!   used by other processes during the run is reported, and flagged when it makes the run
+//!   suspect. `--json` prints one JSON line instead.
 //! * `sink --port P`: a minimal HTTP/1.1 stand-in for the Pub/Sub REST API: `GET` of a topic
 //!   answers 200, `POST …:publish` counts the messages of the body (occurrences of `{"data":`)
-//!   and answers that many message ids. `--port 0` picks a free port; the first stdout line is
-//!   the address. It stops when its stdin closes (or on SIGTERM) and prints its totals and its
-//!   CPU seconds as one JSON line.
+//!   and answers that many message ids, anything else 404. `--port 0` picks a free port; the
+//!   first stdout line is the address. It stops when its stdin closes (or on SIGTERM) and
+//!   prints its totals and its CPU seconds as one JSON line. It does not decompress, so the
+//!   service's publish gzip stays off.
 //! * `load --url URL --token T --encoding protobuf|json|ndjson --batch N --concurrency C
 //!   --duration SECS`: builds one request body of N "play" events once, then C loops (one
 //!   HTTP/1.1 connection each) POST it to `URL/v1/events` for the duration, counting the events
 //!   the service accepted (`{"accepted": n}`) and non-200 answers, and prints
-//!   `{"events", "requests", "errors", "seconds", "cpu_seconds"}` as one JSON line.
+//!   `{"events", "requests", "errors", "seconds", "cpu_seconds", "body_bytes"}` as one JSON line.
 //!
 //! The load generator and the sink run on the same machine and compete with the service for
 //! its cores; their CPU is reported so it can be told apart. CPU is user + system time of all
@@ -230,6 +237,8 @@ fn orchestrate(args: BenchArgs) -> anyhow::Result<()> {
 struct Run {
     load: serde_json::Value,
     service_cpu: f64,
+    /// Busy CPU seconds of the whole machine (all processes) over the same window.
+    machine_busy: f64,
     peak_rss_kib: u64,
     batches: u64,
     publish_requests: u64,
@@ -251,6 +260,7 @@ async fn run_bench(args: &BenchArgs, exe: &Path, registry: &Path, sink: SocketAd
     wait_ready(addr, Duration::from_secs(20)).await?;
 
     let cpu0 = cpu_seconds(Path::new("/proc/self/stat"))?;
+    let machine0 = machine_busy_seconds()?;
     let output = tokio::process::Command::new(exe)
         .arg("load")
         .args(["--url", &format!("http://{addr}"), "--token", TOKEN])
@@ -264,6 +274,7 @@ async fn run_bench(args: &BenchArgs, exe: &Path, registry: &Path, sink: SocketAd
         .await
         .context("running the load generator")?;
     let service_cpu = cpu_seconds(Path::new("/proc/self/stat"))? - cpu0;
+    let machine_busy = machine_busy_seconds()? - machine0;
     let peak_rss_kib = peak_rss_kib()?;
     if !output.status.success() {
         bail!("the load generator failed: {}", output.status);
@@ -276,6 +287,7 @@ async fn run_bench(args: &BenchArgs, exe: &Path, registry: &Path, sink: SocketAd
     Ok(Run {
         load,
         service_cpu,
+        machine_busy,
         peak_rss_kib,
         batches: stats.batches_published,
         publish_requests: stats.requests,
@@ -291,6 +303,9 @@ fn report(args: &BenchArgs, run: &Run, sink: &serde_json::Value) -> anyhow::Resu
     let per_event_us = |cpu: f64| cpu * 1e6 / events;
     let load_cpu = num(&run.load, "cpu_seconds");
     let sink_cpu = num(sink, "cpu_seconds");
+    // CPU used by processes other than the three of the benchmark (the sink's startup is in
+    // its total, so this slightly undercounts); more than a few percent makes the run suspect.
+    let others = (run.machine_busy - run.service_cpu - load_cpu - sink_cpu).max(0.0);
     let summary = serde_json::json!({
         "encoding": args.encoding.name(),
         "batch": args.batch,
@@ -299,6 +314,7 @@ fn report(args: &BenchArgs, run: &Run, sink: &serde_json::Value) -> anyhow::Resu
         "events": events,
         "requests": run.load["requests"],
         "errors": run.load["errors"],
+        "body_bytes": run.load["body_bytes"],
         "seconds": seconds,
         "events_per_s": rate.round(),
         "service_cpu_s": run.service_cpu,
@@ -313,6 +329,8 @@ fn report(args: &BenchArgs, run: &Run, sink: &serde_json::Value) -> anyhow::Resu
         "publish_batches": run.batches,
         "publish_requests": run.publish_requests,
         "service_peak_rss_mib": run.peak_rss_kib as f64 / 1024.0,
+        "machine_busy_cores": run.machine_busy / seconds,
+        "other_processes_cores": others / seconds,
     });
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -329,8 +347,8 @@ fn report(args: &BenchArgs, run: &Run, sink: &serde_json::Value) -> anyhow::Resu
     )?;
     writeln!(
         out,
-        "  {events:.0} events accepted in {seconds:.2} s = {rate:.0} events/s ({} requests, {} errors)",
-        run.load["requests"], run.load["errors"]
+        "  {events:.0} events accepted in {seconds:.2} s = {rate:.0} events/s ({} requests of {} bytes, {} errors)",
+        run.load["requests"], run.load["body_bytes"], run.load["errors"]
     )?;
     writeln!(
         out,
@@ -345,6 +363,14 @@ fn report(args: &BenchArgs, run: &Run, sink: &serde_json::Value) -> anyhow::Resu
         "  generator: {load_cpu:.2} CPU s = {:.2} µs CPU/event; sink: {sink_cpu:.2} CPU s = {:.2} µs CPU/event",
         per_event_us(load_cpu),
         per_event_us(sink_cpu)
+    )?;
+    writeln!(
+        out,
+        "  machine:   {:.2} of {} cores busy, {:.2} cores by other processes{}",
+        run.machine_busy / seconds,
+        std::thread::available_parallelism().map_or(0, usize::from),
+        others / seconds,
+        if others / seconds > 0.1 { " (NOT QUIET: figures are suspect)" } else { "" }
     )?;
     let per_batch = if run.batches > 0 { run.published as f64 / run.batches as f64 } else { 0.0 };
     writeln!(
@@ -388,6 +414,20 @@ fn cpu_seconds(stat: &Path) -> anyhow::Result<f64> {
     };
     let ticks = next()? + next()?;
     Ok(ticks / USER_HZ)
+}
+
+/// Busy CPU seconds of the whole machine since boot (all CPUs; `/proc/stat` minus idle and iowait).
+fn machine_busy_seconds() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    let line = stat.lines().find(|l| l.starts_with("cpu ")).context("no cpu line in /proc/stat")?;
+    let mut busy = 0.0;
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    for (i, v) in line.split_whitespace().skip(1).take(8).enumerate() {
+        if i != 3 && i != 4 {
+            busy += v.parse::<u64>().context("parsing /proc/stat")? as f64;
+        }
+    }
+    Ok(busy / USER_HZ)
 }
 
 /// Peak resident set size of this process (`VmHWM`), in KiB.
@@ -496,21 +536,30 @@ async fn sink_answer(
 }
 
 /// Messages in a publish body: each message's fragment starts with `{"data":` (see
-/// `pubsub_client::wire`), and base64 data never contains `{`.
+/// `pubsub_client::wire`), and base64 data never contains `{`. Candidates (`{`) are found eight
+/// bytes at a time, which keeps the sink cheap next to the service.
 fn count_messages(body: &[u8]) -> usize {
     const OPEN: &[u8] = b"{\"data\":";
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let is_open = |at: usize| body[at..].starts_with(OPEN);
     let mut n = 0;
-    let mut rest = body;
-    while let Some(at) = rest.iter().position(|&b| b == b'{') {
-        rest = &rest[at..];
-        if rest.starts_with(OPEN) {
-            n += 1;
-            rest = &rest[OPEN.len()..];
-        } else {
-            rest = &rest[1..];
+    let mut chunks = body.chunks_exact(8);
+    let mut base = 0;
+    for chunk in chunks.by_ref() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word) ^ (LOW * u64::from(b'{'));
+        // A high bit set where a byte of `x` is zero, i.e. where the byte was `{`.
+        let mut hits = x.wrapping_sub(LOW) & !x & HIGH;
+        while hits != 0 {
+            let i = hits.trailing_zeros() as usize / 8;
+            n += usize::from(is_open(base + i));
+            hits &= hits - 1;
         }
+        base += 8;
     }
-    n
+    n + (base..body.len()).filter(|&i| body[i] == b'{' && is_open(i)).count()
 }
 
 /// `{"messageIds":["<first+1>",...]}` with `n` ids.
@@ -752,6 +801,10 @@ mod tests {
         let body = br#"{"messages":[{"data":"YQ==","attributes":{"k":"v"}},{"data":"Yg=="}]}"#;
         assert_eq!(count_messages(body), 2);
         assert_eq!(count_messages(b"{\"messages\":[]}"), 0);
+        for pad in 0..20 {
+            let padded = format!("{}{}", " ".repeat(pad), std::str::from_utf8(body).expect("utf-8"));
+            assert_eq!(count_messages(padded.as_bytes()), 2, "{pad}");
+        }
         assert_eq!(message_ids(5, 2), br#"{"messageIds":["6","7"]}"#);
     }
 
