@@ -1,6 +1,7 @@
 //! `POST /v1/events`: authenticate, bound, decode, validate, publish, answer after Pub/Sub
 //! confirmed every accepted event.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -10,9 +11,9 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use event_model::{Enrichment, Event, EventBatch, Rejection, attributes, json_array_items, ndjson_lines};
+use event_model::{Enrichment, Event, Rejection, attributes, json_array_items, ndjson_lines};
 use prost::Message as _;
-use pubsub_client::{Message, PublishHandle};
+use pubsub_client::{Message, PublishHandle, Publisher};
 use serde_json::json;
 
 use crate::metrics::{RejectLabels, StatusLabels, TypeLabels};
@@ -44,14 +45,14 @@ impl Encoding {
     }
 }
 
-/// One event as it arrived: its bytes (for the dead-letter topic) and, for protobuf, the
-/// decoded event.
-#[derive(Debug)]
+/// One event as it arrived, undecoded: its bytes are what goes to the dead-letter topic when
+/// it is rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RawEvent<'a> {
     /// A JSON event.
     Json(&'a [u8]),
-    /// A protobuf event.
-    Proto(Event),
+    /// A protobuf `Event` (one `events` entry of an `EventBatch`).
+    Proto(&'a [u8]),
 }
 
 /// The outcome of validating one request's events.
@@ -71,10 +72,33 @@ pub fn split_body(body: &[u8], encoding: Encoding) -> Result<Vec<RawEvent<'_>>, 
             Ok(json_array_items(body)?.into_iter().map(|r| RawEvent::Json(r.get().as_bytes())).collect())
         }
         Encoding::Ndjson => Ok(ndjson_lines(body).map(RawEvent::Json).collect()),
-        Encoding::Protobuf => EventBatch::decode(body)
-            .map(|b| b.events.into_iter().map(RawEvent::Proto).collect())
+        Encoding::Protobuf => batch_entries(body)
+            .map(|entries| entries.into_iter().map(RawEvent::Proto).collect())
             .map_err(|e| format!("body is not a protobuf EventBatch: {e}")),
     }
+}
+
+/// The bytes of each `events` entry (field 1) of an `EventBatch`, without decoding them, so a
+/// bad event is rejected on its own and a rejected one keeps its original bytes for free.
+fn batch_entries(mut body: &[u8]) -> Result<Vec<&[u8]>, String> {
+    use prost::encoding::{DecodeContext, WireType, decode_key, decode_varint, skip_field};
+    let mut out = Vec::new();
+    while !body.is_empty() {
+        let (tag, wire_type) = decode_key(&mut body).map_err(|e| e.to_string())?;
+        if tag == 1 && wire_type == WireType::LengthDelimited {
+            let len =
+                usize::try_from(decode_varint(&mut body).map_err(|e| e.to_string())?).unwrap_or(usize::MAX);
+            if len > body.len() {
+                return Err("an event runs past the end of the body".into());
+            }
+            let (entry, rest) = body.split_at(len);
+            out.push(entry);
+            body = rest;
+        } else {
+            skip_field(wire_type, tag, &mut body, DecodeContext::default()).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(out)
 }
 
 /// Validates every event against the registry.
@@ -82,17 +106,22 @@ pub fn check(registry: &event_model::Registry, events: Vec<RawEvent<'_>>, enrich
     let mut out = Checked::default();
     for (i, raw) in events.into_iter().enumerate() {
         let result = match raw {
-            RawEvent::Json(bytes) => {
-                registry.validate_json(bytes, enrich).map_err(|r| (r, Bytes::copy_from_slice(bytes)))
-            }
-            RawEvent::Proto(e) => {
-                let original = Bytes::from(e.encode_to_vec());
-                registry.validate_event(e, enrich).map_err(|r| (r, original))
-            }
+            RawEvent::Json(bytes) => registry.validate_json(bytes, enrich),
+            RawEvent::Proto(bytes) => match Event::decode(bytes) {
+                Ok(e) => registry.validate_event(e, enrich),
+                Err(e) => Err(Rejection {
+                    kind: event_model::RejectKind::Malformed,
+                    reason: format!("not a valid protobuf Event: {e}"),
+                    event_type: None,
+                }),
+            },
         };
         match result {
             Ok(e) => out.accepted.push(e),
-            Err((r, bytes)) => out.rejected.push((i, r, bytes)),
+            Err(r) => {
+                let (RawEvent::Json(bytes) | RawEvent::Proto(bytes)) = raw;
+                out.rejected.push((i, r, Bytes::copy_from_slice(bytes)));
+            }
         }
     }
     out
@@ -266,17 +295,23 @@ async fn publish_and_answer(state: &AppState, checked: Checked) -> Response {
     let start = Instant::now();
     let mut handles: Vec<(String, PublishHandle)> = Vec::with_capacity(checked.accepted.len());
     let mut mirror_handles = Vec::new();
+    // One registry snapshot and one publisher lookup per topic for the whole request.
+    let registry = state.registry();
+    let mut publishers: HashMap<&str, Publisher> = HashMap::new();
     for event in &checked.accepted {
-        let Some(topic) = state.registry().topic_of(event).map(str::to_owned) else { continue };
+        let Some(topic) = registry.topic_of(event) else { continue };
         let msg = Message::new(event.encode_to_vec()).with_attributes(attributes(event));
-        let publisher = match state.publishers.get(&topic) {
-            Ok(p) => p,
-            Err(e) => {
-                return error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("no publisher for topic {topic}: {e}"),
-                );
-            }
+        let publisher = match publishers.get(topic) {
+            Some(p) => p.clone(),
+            None => match state.publishers.get(topic) {
+                Ok(p) => publishers.entry(topic).or_insert(p).clone(),
+                Err(e) => {
+                    return error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("no publisher for topic {topic}: {e}"),
+                    );
+                }
+            },
         };
         match publisher.publish(&msg).await {
             Ok(h) => handles.push((event.r#type.clone(), h)),
@@ -289,7 +324,7 @@ async fn publish_and_answer(state: &AppState, checked: Checked) -> Response {
             }
         }
         if let Some(mirror) = &state.mirror
-            && let Ok(p) = mirror.get(&topic)
+            && let Ok(p) = mirror.get(topic)
             && let Ok(h) = p.publish(&msg).await
         {
             mirror_handles.push(h);
@@ -372,6 +407,22 @@ mod tests {
         assert_eq!(Encoding::from_content_type("application/x-ndjson"), Some(Encoding::Ndjson));
         assert_eq!(Encoding::from_content_type("Application/X-Protobuf"), Some(Encoding::Protobuf));
         assert_eq!(Encoding::from_content_type("text/plain"), None);
+    }
+
+    #[test]
+    fn batch_entries_are_the_events_own_bytes() {
+        use event_model::EventBatch;
+        let events: Vec<Event> = (0..3)
+            .map(|i| Event { id: format!("e{i}"), r#type: "play".into(), ..Default::default() })
+            .collect();
+        let body = EventBatch { events: events.clone() }.encode_to_vec();
+        let entries = batch_entries(&body).expect("valid batch");
+        assert_eq!(entries.len(), 3);
+        for (entry, e) in entries.iter().zip(&events) {
+            assert_eq!(*entry, e.encode_to_vec().as_slice());
+        }
+        assert!(batch_entries(&body[..body.len() - 1]).is_err(), "a truncated body is refused");
+        assert_eq!(batch_entries(&[]).expect("empty").len(), 0);
     }
 
     #[test]
