@@ -57,7 +57,7 @@ pub mod proto {
 pub use bucket::HourBucket;
 pub use decode::{json_array_items, ndjson_lines};
 pub use error::{Error, RejectKind, Rejection};
-pub use id::{deterministic_event_id, random_event_id};
+pub use id::{EventIds, deterministic_event_id, random_event_id};
 pub use proto::value::Kind as ValueKind;
 pub use proto::{Event, EventBatch, Value};
 pub use registry::{EventType, FieldKind, FieldSpec, Registry};

@@ -1,17 +1,22 @@
-//! Dev-only test harness for the Pub/Sub client.
+//! Dev-only test harnesses for the Pub/Sub client and the senders of events.
 //!
 //! * [`Emulator`]: Google's official Pub/Sub emulator on a free port, either shared by every
 //!   test of a test binary ([`Emulator::shared`]) or dedicated to one test ([`Emulator::start`]).
 //!   The JVM never outlives the test process, even when that process is killed.
 //! * [`FaultProxy`]: an HTTP/1.1 proxy in front of the emulator that injects faults (error
 //!   statuses, delays, dropped connections) into matching requests and records them.
+//! * [`IngestSink`]: a local server speaking the event-service ingest API (`POST /v1/events`)
+//!   that records which event ids it accepted, and how often, with canned failures
+//!   ([`SinkResponse`]) for the next requests; in counting mode cheap enough for benchmarks.
 //! * [`unique_name`]: topic and subscription ids that do not collide between tests or
 //!   between concurrently running test processes.
 
 mod emulator;
 mod names;
 mod proxy;
+mod sink;
 
 pub use emulator::{DEFAULT_EMULATOR_BIN, EMULATOR_BIN_ENV, Emulator};
 pub use names::unique_name;
 pub use proxy::{Fault, FaultProxy, RecordedRequest};
+pub use sink::{IngestSink, SinkOptions, SinkRejection, SinkResponse, SinkStats};
