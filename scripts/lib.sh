@@ -14,6 +14,20 @@ check_tools() {
     [ -x "$EMULATOR_BIN" ] || die "Pub/Sub emulator not found at $EMULATOR_BIN (install google-cloud-cli-pubsub-emulator or set PUBSUB_EMULATOR_BIN)"
 }
 
+# Installs a Debian package when its command is missing (the tailer's rotation tests use
+# the real logrotate).
+ensure_debian_tool() {
+    local cmd="$1" pkg="$2" sudo=""
+    if command -v "$cmd" >/dev/null || [ -x "/usr/sbin/$cmd" ]; then
+        return
+    fi
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    log "installing $pkg (for $cmd)"
+    $sudo apt-get install -y -qq "$pkg" >/dev/null 2>&1 ||
+        { $sudo apt-get update -qq >/dev/null 2>&1 && $sudo apt-get install -y -qq "$pkg" >/dev/null 2>&1; } ||
+        die "$cmd not found and apt-get could not install $pkg"
+}
+
 # Creates (once) a virtualenv with tests/requirements.txt and exports EVENTPIPE_PYTHON.
 ensure_python_venv() {
     local venv="$EVENTPIPE_CACHE/venv" req="tests/requirements.txt" stamp

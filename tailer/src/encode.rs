@@ -110,12 +110,14 @@ pub(crate) fn encode_event(
 /// Appends one `events` entry (field 1, length-delimited) of an `EventBatch` holding the
 /// encoded `event` (as written by [`encode_event`]) to `batch`.
 pub(crate) fn append_batch_entry(batch: &mut Vec<u8>, event: &[u8]) {
-    let start = batch.len();
-    batch.resize(start + MAX_PREFIX + event.len(), 0);
-    let mut w = Writer { buf: &mut batch[start..], pos: 0 };
-    w.str(BATCH_EVENTS, event.as_ref());
+    let mut prefix = [0; MAX_PREFIX];
+    let mut w = Writer { buf: &mut prefix, pos: 0 };
+    w.byte(BATCH_EVENTS);
+    w.varint(event.len() as u64);
     let len = w.pos;
-    batch.truncate(start + len);
+    batch.reserve(len + event.len());
+    batch.extend_from_slice(&prefix[..len]);
+    batch.extend_from_slice(event);
 }
 
 impl FieldValue<'_> {

@@ -15,7 +15,8 @@ use prometheus_client::registry::Registry;
 /// Labels naming why lines were skipped or events rejected.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
-    /// `too_long`, `malformed`, `tag` (another program's line), `blank`; for rejections the
+    /// `too_long`, `malformed`, `tag_mismatch` (another program's line), `blank_line`,
+    /// `empty_payload`; for rejections the
     /// service's rejection kind, e.g. `missing_field`.
     pub reason: String,
 }
