@@ -20,9 +20,11 @@ use testkit::Emulator;
 
 const PROJECT: &str = "eventpipe-test";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lines_reach_pubsub_through_the_event_service() {
-    let fx = Fixture::new();
+/// The registry file, the client, and a running event-service (with `tls` when given).
+async fn service(
+    fx: &Fixture,
+    tls: Option<event_service::TlsConfig>,
+) -> (String, std::path::PathBuf, Client, Service, String) {
     let topic = testkit::unique_name("play");
     let registry = fx.dir.path().join("registry.toml");
     std::fs::write(
@@ -48,8 +50,17 @@ async fn lines_reach_pubsub_through_the_event_service() {
     sc.registry = registry.clone();
     sc.emulator_host = Some(Emulator::shared().host());
     sc.auth.allow_unauthenticated = true;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    sc.tls = tls;
     let service = Service::start(sc).await.expect("service");
-    let url = format!("http://{}/v1/events", service.local_addr());
+    let url = format!("{scheme}://127.0.0.1:{}/v1/events", service.local_addr().port());
+    (topic, registry, client, service, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_reach_pubsub_through_the_event_service() {
+    let fx = Fixture::new();
+    let (topic, registry, client, service, url) = service(&fx, None).await;
 
     let tailer =
         Tailer::start(fx.config(&url, &["app.log*"]).with_registry(&registry)).await.expect("tailer");
@@ -99,5 +110,30 @@ async fn lines_reach_pubsub_through_the_event_service() {
     assert!(seen.values().all(|e| e.received_time.is_some() && e.schema_version == 1));
     sub.shutdown(Duration::from_secs(5)).await;
     tailer.shutdown().await.expect("tailer");
+    service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_over_https_trusting_a_private_ca() {
+    let fx = Fixture::new();
+    let certs = testkit::make_test_certs(fx.dir.path());
+    let tls = event_service::TlsConfig::new(certs.cert.clone(), certs.key.clone());
+    let (_topic, registry, _client, service, url) = service(&fx, Some(tls)).await;
+    assert!(url.starts_with("https://"));
+    let mut w = LogWriter::new(0);
+    w.write(&fx.log("app.log"), 200);
+
+    // Without the CA the service's certificate is not trusted: nothing is acknowledged.
+    let untrusted =
+        Tailer::start(fx.config(&url, &["app.log"]).with_registry(&registry)).await.expect("tailer");
+    assert!(wait_for(Duration::from_secs(30), || untrusted.metrics().retries.get() >= 3).await);
+    assert_eq!(untrusted.metrics().events_acked.get(), 0);
+    untrusted.shutdown().await.expect("shutdown");
+
+    let mut config = fx.config(&url, &["app.log"]).with_registry(&registry);
+    config.service.ca_cert = Some(certs.ca.clone());
+    let tailer = Tailer::start(config).await.expect("tailer");
+    assert!(wait_for(Duration::from_secs(30), || tailer.metrics().events_acked.get() >= 200).await);
+    tailer.shutdown().await.expect("shutdown");
     service.shutdown().await;
 }

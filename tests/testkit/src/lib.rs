@@ -8,6 +8,7 @@
 //! * [`IngestSink`]: a local server speaking the event-service ingest API (`POST /v1/events`)
 //!   that records which event ids it accepted, and how often, with canned failures
 //!   ([`SinkResponse`]) for the next requests; in counting mode cheap enough for benchmarks.
+//! * [`make_test_certs`]: a throwaway CA and a server certificate for TLS tests.
 //! * [`unique_name`]: topic and subscription ids that do not collide between tests or
 //!   between concurrently running test processes.
 
@@ -15,8 +16,10 @@ mod emulator;
 mod names;
 mod proxy;
 mod sink;
+mod tls;
 
 pub use emulator::{DEFAULT_EMULATOR_BIN, EMULATOR_BIN_ENV, Emulator};
 pub use names::unique_name;
 pub use proxy::{Fault, FaultProxy, RecordedRequest};
 pub use sink::{IngestSink, SinkOptions, SinkRejection, SinkResponse, SinkStats};
+pub use tls::{TestCerts, make_test_certs};
