@@ -2,3 +2,6 @@
 //!
 //! * `publish` — a service publishing play events, with graceful shutdown and statistics:
 //!   `PUBSUB_EMULATOR_HOST=127.0.0.1:8085 cargo run -p examples --example publish -- --events 10000`
+//! * `tailer_bench` — read + parse + send throughput of the tailer (MB/s, lines/s, CPU per line)
+//!   against a counting ingest sink in a child process; figures in `BENCHMARKS.md`:
+//!   `cargo run --release -p examples --example tailer_bench -- --lines 5000000 [--gzip] [--json]`

@@ -1,0 +1,205 @@
+//! The running exporter: one pulling task per subscription feeding the core task, the metrics
+//! endpoint, and an orderly shutdown that writes what is buffered before it stops.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pubsub_client::{Client, Delivery, SubscriberConfig};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::config::Config;
+use crate::core::Core;
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::storage;
+use crate::store::Buckets;
+
+/// A running exporter.
+#[derive(Debug)]
+pub struct Exporter {
+    metrics: Arc<Metrics>,
+    stop: watch::Sender<bool>,
+    core: tokio::task::JoinHandle<Result<()>>,
+    pullers: JoinSet<()>,
+    replica: String,
+}
+
+impl Exporter {
+    /// Loads the registry, opens the storage and the subscriptions, recovers hours left open
+    /// by an earlier run, and starts exporting.
+    pub async fn start(config: Config) -> Result<Exporter> {
+        config.validate()?;
+        let config = Arc::new(config);
+        let registry = event_model::Registry::load(&config.registry)?;
+        let store = storage::open(&config.storage).map_err(Error::Config)?;
+        let metrics = Arc::new(Metrics::new());
+        let replica = config.replica.clone().unwrap_or_else(|| {
+            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "exporter".into());
+            format!("{host}-{:08x}", fastrand::u32(..))
+        });
+        let buckets = Buckets {
+            store,
+            retry_initial: Duration::from_millis(config.files.retry_initial_ms.max(1)),
+            metrics: metrics.clone(),
+        };
+        let mut builder = Client::builder().with_project(&config.project);
+        if let Some(host) = &config.emulator_host {
+            builder = builder.with_emulator_host(host);
+        }
+        let client = builder.build().await?;
+        let mut core = Core::new(config.clone(), registry.clone(), replica.clone(), buckets, metrics.clone());
+        core.recover().await?;
+
+        let (stop, stop_rx) = watch::channel(false);
+        let (tx, rx) = mpsc::channel::<Delivery>(1024);
+        let mut pullers = JoinSet::new();
+        for t in registry.types() {
+            let sub_name = format!("{}-{}", t.topic, config.subscription_suffix);
+            let sub_config = SubscriberConfig::default()
+                .with_max_outstanding_messages(config.pull.max_outstanding_messages)
+                .with_max_outstanding_bytes(config.pull.max_outstanding_bytes);
+            let sub = client.subscriber_with_config(&sub_name, sub_config)?;
+            pullers.spawn(pull(
+                sub,
+                tx.clone(),
+                stop_rx.clone(),
+                Duration::from_secs(config.shutdown_timeout_secs),
+            ));
+        }
+        drop(tx);
+        if let Some(addr) = config.metrics_listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| Error::Config(format!("metrics_listen {addr}: {e}")))?;
+            pullers.spawn(serve_metrics(listener, metrics.clone(), stop_rx.clone()));
+        }
+        let core = tokio::spawn(run_core(core, rx, stop_rx));
+        tracing::info!(%replica, types = registry.len(), "exporter started");
+        Ok(Exporter { metrics, stop, core, pullers, replica })
+    }
+
+    /// The exporter's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// This replica's name (in its file names).
+    pub fn replica(&self) -> &str {
+        &self.replica
+    }
+
+    /// Stops pulling, writes and acknowledges everything buffered, and stops.
+    pub async fn shutdown(mut self) -> Result<()> {
+        let _ = self.stop.send(true);
+        let result = (&mut self.core).await.unwrap_or(Ok(()));
+        while self.pullers.join_next().await.is_some() {}
+        result
+    }
+
+    /// Stops at once, as a crash would (buffered messages are redelivered later).
+    pub fn kill(mut self) {
+        self.core.abort();
+        self.pullers.abort_all();
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        self.core.abort();
+    }
+}
+
+/// Runs an exporter until `shutdown` completes, then stops it gracefully.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let exporter = Exporter::start(config).await?;
+    shutdown.await;
+    exporter.shutdown().await
+}
+
+async fn pull(
+    mut sub: pubsub_client::Subscriber,
+    tx: mpsc::Sender<Delivery>,
+    mut stop: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    loop {
+        let next = tokio::select! {
+            n = sub.next() => n,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        match next {
+            Some(Ok(d)) => {
+                if tx.send(d).await.is_err() {
+                    break;
+                }
+            }
+            Some(Err(e)) => tracing::warn!(error = %e, "pull failed; the subscriber retries"),
+            None => break,
+        }
+    }
+    sub.shutdown(grace).await;
+}
+
+async fn run_core(
+    mut core: Core,
+    mut rx: mpsc::Receiver<Delivery>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<()> {
+    let mut tick = tokio::time::interval(core.cfg.tick());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            d = rx.recv() => match d {
+                Some(d) => core.on_delivery(d).await?,
+                None => break,
+            },
+            Some(done) = core.writes.join_next() => {
+                if let Ok(done) = done {
+                    core.on_written(done).await?;
+                }
+            }
+            _ = tick.tick() => core.tick().await?,
+            _ = stop.changed() => break,
+        }
+    }
+    // Write what is buffered so it is acknowledged now rather than redelivered.
+    core.cut_all();
+    while let Some(done) = core.writes.join_next().await {
+        if let Ok(done) = done {
+            core.on_written(done).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    mut stop: watch::Receiver<bool>,
+) {
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let m = metrics.clone();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        m.render(),
+                    )
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }));
+    let _ = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await;
+}

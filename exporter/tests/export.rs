@@ -1,0 +1,49 @@
+//! The exporter against the real Pub/Sub emulator and a local directory: events with known
+//! ids, re-published duplicates, several hours and late events end up once each in closed
+//! hourly buckets whose manifests match their files.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::{Env, H10, closed_ids, event, manifests, wait_for};
+use event_model::Event;
+use exporter::Exporter;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_end_once_in_closed_hourly_buckets() {
+    let env = Env::new().await;
+    // 1200 events over three hours, plus 200 re-published copies of some of them.
+    let events: Vec<Event> = (0..1200).map(|i| event(&format!("e{i:05}"), H10 + i * 9)).collect();
+    env.publish(&events).await;
+    env.publish(&events[100..300]).await;
+    let exporter = Exporter::start(env.config()).await.expect("start");
+    let root = env.root();
+    assert!(wait_for(Duration::from_secs(60), || manifests(&root).len() == 3).await, "three hours closed");
+    let ids = closed_ids(&root);
+    assert_eq!(ids.len(), 1200, "every event once");
+    assert!(ids.values().all(|n| *n == 1), "no id twice");
+    let want: HashSet<String> = events.iter().map(|e| e.id.clone()).collect();
+    assert_eq!(ids.keys().cloned().collect::<HashSet<_>>(), want);
+    for (dir, m) in manifests(&root) {
+        let hour = dir.strip_prefix(&root).expect("under root").to_string_lossy().into_owned();
+        assert!(
+            ["play/2026-11-23/10", "play/2026-11-23/11", "play/2026-11-23/12"].contains(&hour.as_str()),
+            "{hour}"
+        );
+        assert_eq!(m.late_events, 0);
+    }
+    assert!(exporter.metrics().duplicates_dropped.get() >= 200);
+
+    // Late events for a closed hour, and a late duplicate of an exported event.
+    let late: Vec<Event> = (0..10).map(|i| event(&format!("late{i}"), H10 + 60)).collect();
+    env.publish(&late).await;
+    env.publish(&events[5..6]).await;
+    assert!(wait_for(Duration::from_secs(30), || exporter.metrics().late_events.get() >= 10).await);
+    assert!(wait_for(Duration::from_secs(30), || exporter.metrics().events_written.get() >= 1210).await);
+    exporter.shutdown().await.expect("shutdown");
+    // Late events went to the earliest open hour of the type (the current one), not to 10:00.
+    assert_eq!(closed_ids(&root).len(), 1200, "closed hours are immutable");
+    assert_eq!(manifests(&root).len(), 3);
+}
