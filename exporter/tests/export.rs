@@ -47,3 +47,37 @@ async fn events_end_once_in_closed_hourly_buckets() {
     assert_eq!(closed_ids(&root).len(), 1200, "closed hours are immutable");
     assert_eq!(manifests(&root).len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_one_subscription_write_each_event_once() {
+    let env = Env::new().await;
+    let events: Vec<Event> = (0..2000).map(|i| event(&format!("r{i:05}"), H10 + i * 3)).collect();
+    env.publish(&events).await;
+    env.publish(&events[500..900]).await;
+    let config = |name: &str| {
+        let mut c = env.config().with_replica(name);
+        // Hours close once both replicas have been idle for a while, not while the other
+        // replica may still hold events of the hour.
+        c.close.allowed_lateness_secs = 3600;
+        c.close.idle_secs = 3;
+        c
+    };
+    let a = Exporter::start(config("replica-a")).await.expect("a");
+    let b = Exporter::start(config("replica-b")).await.expect("b");
+    let root = env.root();
+    assert!(
+        wait_for(Duration::from_secs(90), || manifests(&root).len() == 2 && closed_ids(&root).len() == 2000)
+            .await,
+        "{} manifests, {} ids",
+        manifests(&root).len(),
+        closed_ids(&root).len()
+    );
+    let ids = closed_ids(&root);
+    assert!(ids.values().all(|n| *n == 1), "an id twice");
+    // Both replicas wrote part files, with their own names.
+    let parts: Vec<String> = manifests(&root).into_iter().flat_map(|(_, m)| m.parts_merged).collect();
+    assert!(parts.iter().any(|p| p.starts_with("part-replica-a-")), "{parts:?}");
+    assert!(parts.iter().any(|p| p.starts_with("part-replica-b-")), "{parts:?}");
+    a.shutdown().await.expect("a");
+    b.shutdown().await.expect("b");
+}
