@@ -47,7 +47,7 @@ impl Core {
         let Some(spec) = self.registry.event_type(&key.0).cloned() else { return Ok(()) };
         let mut files = Vec::new();
         for (n, chunk) in events.chunks(self.cfg.files.max_events.max(1)).enumerate() {
-            let name = format!("data-{}-{n:05}.{}", self.replica, fmt.extension());
+            let name = format!("data-{}-{n:05}{}", self.replica, fmt.extension());
             let encoded = format::encode_file(fmt, self.cfg.files.codec, &spec, chunk)?;
             let bytes = encoded.bytes.len() as u64;
             self.buckets.create(&manifest::object(key, &name), encoded.bytes).await;

@@ -26,6 +26,8 @@ pub(crate) struct WriteDone {
     part: u64,
     name: String,
     events: Vec<Pending>,
+    /// Why the events could not be written as a data file (they were kept under `_rejected/`).
+    rejected: Option<String>,
 }
 
 /// The exporter's state.
@@ -109,7 +111,7 @@ impl Core {
     pub(crate) async fn on_delivery(&mut self, d: Delivery) -> Result<()> {
         self.last_message = Instant::now();
         let size = d.data().len();
-        let event = match Event::decode(d.data()) {
+        let mut event = match Event::decode(d.data()) {
             Ok(e) if self.registry.event_type(&e.r#type).is_some() && !e.id.is_empty() => e,
             Ok(e) => {
                 self.undecodable(d, &format!("event of unregistered type `{}` or without id", e.r#type));
@@ -120,6 +122,11 @@ impl Core {
                 return Ok(());
             }
         };
+        if event.event_time.is_none() {
+            // The event-service always sets it; an event from elsewhere takes its receive time.
+            event.event_time =
+                event.received_time.or(Some(prost_types::Timestamp { seconds: now_secs(), nanos: 0 }));
+        }
         let t = event.event_time.map_or_else(now_secs, |t| t.seconds);
         let mut key = (event.r#type.clone(), hour_of(t));
         if self.is_closed(&key).await? {
@@ -236,41 +243,54 @@ impl Core {
         self.next_part += 1;
         let low = events.iter().filter_map(|p| p.event.event_time.map(|t| t.seconds)).min().unwrap_or(key.1);
         b.in_flight.insert(part, low);
-        let name = format!("part-{}-{part:06}.{}", self.replica, self.cfg.files.format.extension());
+        let name = format!("part-{}-{part:06}{}", self.replica, self.cfg.files.format.extension());
         let (fmt, codec) = (self.cfg.files.format, self.cfg.files.codec);
         let Some(spec) = self.registry.event_type(&key.0).cloned() else { return };
         let buckets = self.buckets.clone();
         let key = key.clone();
+        let replica = self.replica.clone();
         self.writes.spawn(async move {
             let path = manifest::object(&key, &name);
-            loop {
-                let (spec2, evs) = (spec.clone(), events.iter().map(|p| p.event.clone()).collect::<Vec<_>>());
-                let encoded =
-                    tokio::task::spawn_blocking(move || format::encode_file(fmt, codec, &spec2, &evs)).await;
-                match encoded {
-                    Ok(Ok(file)) => {
-                        if buckets.create(&path, file.bytes).await == Created::Existed {
-                            tracing::debug!(%path, "part file already written");
-                        }
-                        break;
+            let evs: Vec<Event> = events.iter().map(|p| p.event.clone()).collect();
+            let encoded = tokio::task::spawn_blocking(move || {
+                let file = format::encode_file(fmt, codec, &spec, &evs);
+                (file, evs)
+            })
+            .await;
+            let rejected = match encoded {
+                Ok((Ok(file), _)) => {
+                    if buckets.create(&path, file.bytes).await == Created::Existed {
+                        tracing::debug!(%path, "part file already written");
                     }
-                    Ok(Err(e)) => {
-                        tracing::error!(%path, error = %e, "cannot encode part file; retrying");
-                        tokio::time::sleep(buckets.retry_initial).await;
-                    }
-                    Err(_) => break,
+                    None
                 }
-            }
-            WriteDone { key, part, name, events }
+                Ok((Err(e), evs)) => {
+                    // Retrying cannot help: keep the events, as an EventBatch, for inspection.
+                    let batch = event_model::EventBatch { events: evs }.encode_to_vec();
+                    let at = object_store::path::Path::from(format!("_rejected/{}/{replica}-{part:06}.pb", key.0));
+                    tracing::error!(%path, error = %e, rejected = %at, "events cannot be encoded; kept as protobuf");
+                    buckets.create(&at, batch.into()).await;
+                    Some(e.to_string())
+                }
+                Err(e) => Some(format!("encoder task failed: {e}")),
+            };
+            WriteDone { key, part, name, events, rejected }
         });
     }
 
     /// A part file is durable: acknowledge its events, unless another replica closed the
     /// hour without it, in which case its events are late events of a later hour.
     pub(crate) async fn on_written(&mut self, done: WriteDone) -> Result<()> {
-        let WriteDone { key, part, name, events } = done;
+        let WriteDone { key, part, name, events, rejected } = done;
         if let Some(b) = self.open.get_mut(&key) {
             b.in_flight.remove(&part);
+        }
+        if rejected.is_some() {
+            self.metrics.undecodable.inc_by(events.len() as u64);
+            for p in events {
+                ack_all(p.deliveries);
+            }
+            return Ok(());
         }
         if let Some(m) = self.buckets.manifest(&key).await?
             && !m.parts_merged.contains(&name)

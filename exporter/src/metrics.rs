@@ -22,7 +22,8 @@ pub struct Metrics {
     pub write_failures: Counter,
     /// Hours closed (manifests written by this replica).
     pub hours_closed: Counter,
-    /// Messages that were not a valid event of a registered type (acknowledged and logged).
+    /// Messages that were not a valid event of a registered type (acknowledged and logged),
+    /// or events that could not be encoded (kept as protobuf under `_rejected/`).
     pub undecodable: Counter,
     /// Buckets open (events buffered, being written, or written and not yet closed).
     pub open_buckets: Gauge,
