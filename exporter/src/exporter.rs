@@ -142,6 +142,13 @@ async fn pull(
     sub.shutdown(grace).await;
 }
 
+/// Logs a failed step; the step is retried by the redelivery of its message or the next tick.
+fn logged(step: &str, result: Result<()>) {
+    if let Err(e) = result {
+        tracing::error!(step, error = %e, "exporter step failed; it is retried");
+    }
+}
+
 async fn run_core(
     mut core: Core,
     mut rx: mpsc::Receiver<Delivery>,
@@ -152,15 +159,16 @@ async fn run_core(
     loop {
         tokio::select! {
             d = rx.recv() => match d {
-                Some(d) => core.on_delivery(d).await?,
+                // A failed delivery is dropped unacknowledged: Pub/Sub delivers it again.
+                Some(d) => logged("delivery", core.on_delivery(d).await),
                 None => break,
             },
             Some(done) = core.writes.join_next() => {
                 if let Ok(done) = done {
-                    core.on_written(done).await?;
+                    logged("written", core.on_written(done).await);
                 }
             }
-            _ = tick.tick() => core.tick().await?,
+            _ = tick.tick() => logged("tick", core.tick().await),
             _ = stop.changed() => break,
         }
     }
@@ -168,7 +176,7 @@ async fn run_core(
     core.cut_all();
     while let Some(done) = core.writes.join_next().await {
         if let Ok(done) = done {
-            core.on_written(done).await?;
+            logged("written", core.on_written(done).await);
         }
     }
     Ok(())

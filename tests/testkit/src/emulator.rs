@@ -281,23 +281,30 @@ impl Emulator {
         if self.reaped {
             return;
         }
-        let pgid = self.watchdog.id();
-        // procps `kill`; a negative pid addresses the process group.
-        let status = Command::new("kill")
-            .arg("-9")
-            .arg("--")
-            .arg(format!("-{pgid}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        if !matches!(status, Ok(s) if s.success()) {
-            // The group is gone already, or `kill` is missing: at least kill the watchdog.
-            let _ = self.watchdog.kill();
-        }
-        let _ = self.watchdog.wait();
+        kill_process_group(&mut self.watchdog);
         self.reaped = true;
     }
+}
+
+/// Kills the process group led by `leader` (a child spawned with `process_group(0)`, such as a
+/// watchdog `sh`) with `SIGKILL` and reaps the leader. Call it at most once per child: after
+/// the reap its pid (and group id) may be reused.
+pub(crate) fn kill_process_group(leader: &mut Child) {
+    let pgid = leader.id();
+    // procps `kill`; a negative pid addresses the process group.
+    let status = Command::new("kill")
+        .arg("-9")
+        .arg("--")
+        .arg(format!("-{pgid}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !matches!(status, Ok(s) if s.success()) {
+        // The group is gone already, or `kill` is missing: at least kill the leader.
+        let _ = leader.kill();
+    }
+    let _ = leader.wait();
 }
 
 impl Drop for Emulator {
@@ -311,7 +318,7 @@ impl Drop for Emulator {
 
 /// A port that was free a moment ago. Another process may take it before the emulator binds
 /// it; [`Emulator::start_attempt`] detects that and the caller retries.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
@@ -375,7 +382,7 @@ fn parse_probe_response(response: &[u8], eof: bool) -> Option<bool> {
 }
 
 /// The last `n` lines of a log file, or a note why it cannot be read.
-fn log_tail(path: &Path, n: usize) -> String {
+pub(crate) fn log_tail(path: &Path, n: usize) -> String {
     match fs::read(path) {
         Ok(bytes) => {
             let text = String::from_utf8_lossy(&bytes);
