@@ -35,6 +35,14 @@ async fn events_end_once_in_closed_hourly_buckets() {
         assert_eq!(m.late_events, 0);
     }
     assert!(exporter.metrics().duplicates_dropped.get() >= 200);
+    let text = exporter.metrics().render();
+    for name in [
+        "exporter_events_written_total",
+        "exporter_hours_closed_total 3",
+        "exporter_oldest_open_hour_overdue_seconds",
+    ] {
+        assert!(text.contains(name), "{name} in {text}");
+    }
 
     // Late events for a closed hour, and a late duplicate of an exported event.
     let late: Vec<Event> = (0..10).map(|i| event(&format!("late{i}"), H10 + 60)).collect();
