@@ -82,13 +82,9 @@ fn main() -> anyhow::Result<()> {
     ensure!(args.events > 0 && args.hours > 0 && args.max_events > 0, "--events, --hours, --max-events > 0");
     let dir = tempfile::Builder::new().prefix("export-bench-").tempdir().context("creating a temp dir")?;
     // Killed when dropped: at the end, on error, on panic.
-    let emulator = match std::env::var("PUBSUB_EMULATOR_HOST") {
-        Ok(host) if !host.is_empty() => None,
-        _ => Some(EmulatorProcess::start(dir.path())?),
-    };
-    let host = match &emulator {
-        Some(e) => e.host.clone(),
-        None => std::env::var("PUBSUB_EMULATOR_HOST")?,
+    let (host, emulator) = match std::env::var("PUBSUB_EMULATOR_HOST") {
+        Ok(host) if !host.is_empty() => (host, None),
+        _ => EmulatorProcess::start(dir.path()).map(|e| (e.host.clone(), Some(e)))?,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let run = runtime.block_on(run(&args, &host, emulator.as_ref().map(|e| e.child.id()), dir.path()))?;
@@ -128,10 +124,7 @@ impl EmulatorProcess {
             if let Some(status) = me.child.try_wait()? {
                 bail!("the emulator exited ({status}):\n{text}");
             }
-            ensure!(
-                started.elapsed() < Duration::from_secs(90),
-                "the emulator did not start in 90 s:\n{text}"
-            );
+            ensure!(started.elapsed().as_secs() < 90, "the emulator did not start in 90 s:\n{text}");
             std::thread::sleep(Duration::from_millis(100));
         }
         eprintln!("export_bench: emulator on {} after {:.1} s", me.host, started.elapsed().as_secs_f64());
@@ -158,6 +151,7 @@ struct Run {
     emulator_cpu: Option<f64>,
     machine_busy_written: f64,
     peak_rss_kib: u64,
+    start_rss_kib: u64,
     rss_reset: bool,
     bytes_written: u64,
     data_bytes: Option<u64>,
@@ -186,7 +180,8 @@ async fn run(args: &Args, host: &str, emulator_pid: Option<u32>, dir: &Path) -> 
     let mut run = Run::default();
     let t0 = Instant::now();
     let publisher = client.publisher(&topic)?;
-    let first_hour = (now_secs() / 3600 - args.hours as i64) * 3600;
+    let first_hour =
+        (SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64 / 3600 - args.hours as i64) * 3600;
     let mut rng = fastrand::Rng::with_seed(7);
     let mut handles = Vec::with_capacity(args.events as usize);
     for i in 0..args.events {
@@ -204,6 +199,7 @@ async fn run(args: &Args, host: &str, emulator_pid: Option<u32>, dir: &Path) -> 
     eprintln!("export_bench: published {} events in {:.1} s", args.events, run.prefill_seconds);
     // Peak RSS from here on is the exporter's (5 = reset VmHWM).
     run.rss_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    run.start_rss_kib = status_kib("VmRSS")?;
 
     let root = dir.join("buckets");
     let storage = match args.storage {
@@ -226,28 +222,21 @@ async fn run(args: &Args, host: &str, emulator_pid: Option<u32>, dir: &Path) -> 
     let start = Instant::now();
     let exporter = Exporter::start(config).await.context("starting the exporter")?;
     let m = exporter.metrics();
-    let mut written = false;
-    loop {
-        if !written && m.events_written.get() >= args.events {
-            written = true;
-            run.written_seconds = start.elapsed().as_secs_f64();
-            run.cpu_written = cpu_seconds("/proc/self/stat")? - cpu0;
-            run.emulator_cpu = emu_cpu()?.zip(emu0).map(|(a, b)| a - b);
-            run.machine_busy_written = machine_busy_seconds()? - machine0;
-        }
-        if written && m.hours_closed.get() >= args.hours {
-            run.closed_seconds = start.elapsed().as_secs_f64();
-            run.cpu_closed = cpu_seconds("/proc/self/stat")? - cpu0;
-            break;
-        }
-        if start.elapsed() > deadline {
-            let (w, c) = (m.events_written.get(), m.hours_closed.get());
-            exporter.kill();
-            bail!("after {deadline:?}: {w} events written, {c} hours closed");
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    run.peak_rss_kib = peak_rss_kib()?;
+    let (end, written) = (start + deadline, || m.events_written.get());
+    ensure!(wait_until(end, || written() >= args.events).await, "after {deadline:?}: {} written", written());
+    run.written_seconds = start.elapsed().as_secs_f64();
+    run.cpu_written = cpu_seconds("/proc/self/stat")? - cpu0;
+    run.emulator_cpu = emu_cpu()?.zip(emu0).map(|(a, b)| a - b);
+    run.machine_busy_written = machine_busy_seconds()? - machine0;
+    let closed = || m.hours_closed.get();
+    ensure!(
+        wait_until(end, || closed() >= args.hours).await,
+        "after {deadline:?}: {} hours closed",
+        closed()
+    );
+    run.closed_seconds = start.elapsed().as_secs_f64();
+    run.cpu_closed = cpu_seconds("/proc/self/stat")? - cpu0;
+    run.peak_rss_kib = status_kib("VmHWM")?;
     run.bytes_written = m.bytes_written.get();
     run.duplicates = m.duplicates_dropped.get();
     run.late = m.late_events.get();
@@ -269,8 +258,15 @@ async fn run(args: &Args, host: &str, emulator_pid: Option<u32>, dir: &Path) -> 
     Ok(run)
 }
 
-fn now_secs() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+/// Polls `done` every 5 ms until it holds (true) or `deadline` passes (false).
+async fn wait_until(deadline: Instant, done: impl Fn() -> bool) -> bool {
+    while !done() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    true
 }
 
 /// Event `i` of the pre-fill: its time is `i / events` of the way through the hours.
@@ -315,53 +311,35 @@ fn report(args: &Args, run: &Run) -> anyhow::Result<()> {
     let others = (busy - cores - emu_cores.unwrap_or(0.0)).max(0.0);
     let rss_mib = run.peak_rss_kib as f64 / 1024.0;
     let storage = format!("{:?}", args.storage).to_lowercase();
+    let (hours, max_events, closed, cpu) = (args.hours, args.max_events, run.closed_seconds, run.cpu_written);
+    let (mb, per_event) = (payload / 1e6, payload / n);
+    let start_mib = run.start_rss_kib as f64 / 1024.0;
+    let reset = if run.rss_reset { "" } else { ", pre-fill included" };
+    let emulator = match run.emulator_cpu.zip(emu_cores) {
+        Some((c, k)) => format!("{c:.2} CPU s ({k:.2} cores) = {:.0} µs CPU/event", c * 1e6 / n),
+        None => "not started by the bench, CPU not measured".into(),
+    };
+    let pct = |b: u64| b as f64 * 100.0 / payload;
+    let mut bytes =
+        format!("bytes written {} ({:.1}% of payload)", run.bytes_written, pct(run.bytes_written));
+    if let Some(d) = run.data_bytes {
+        bytes += &format!("; data files {d} ({:.1}% of payload, {:.2}:1)", pct(d), payload / d as f64);
+    }
+    let (duplicates, late, failures) = (run.duplicates, run.late, run.write_failures);
+    let quiet = match run.emulator_cpu {
+        None => " (the emulator's included)",
+        Some(_) if others > 0.1 => " (NOT QUIET: figures are suspect)",
+        Some(_) => "",
+    };
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{n} events ({:.1} MB payload, {:.0} B/event) over {} hours, storage {storage}, max_events {}",
-        payload / 1e6,
-        payload / n,
-        args.hours,
-        args.max_events
-    )?;
-    writeln!(
-        out,
-        "  all written in {secs:.2} s = {eps:.0} events/s; hours closed after {:.2} s",
-        run.closed_seconds
-    )?;
-    let reset = if run.rss_reset { "" } else { " (pre-fill included)" };
-    writeln!(
-        out,
-        "  exporter: {:.2} CPU s ({cores:.2} cores) = {us:.1} µs CPU/event ({us_closed:.1} to closed), peak RSS \
-         {rss_mib:.1} MiB{reset}",
-        run.cpu_written
-    )?;
-    match (run.emulator_cpu, emu_cores) {
-        (Some(c), Some(k)) => {
-            writeln!(out, "  emulator: {c:.2} CPU s ({k:.2} cores) = {:.0} µs CPU/event", c * 1e6 / n)?
-        }
-        _ => writeln!(out, "  emulator: not started by the bench, CPU not measured")?,
-    }
-    write!(
-        out,
-        "  bytes written {} ({:.1}% of payload)",
-        run.bytes_written,
-        run.bytes_written as f64 * 100.0 / payload
-    )?;
-    if let Some(data) = run.data_bytes {
-        write!(
-            out,
-            "; data files {data} ({:.1}% of payload, {:.2}:1)",
-            data as f64 * 100.0 / payload,
-            payload / data as f64
-        )?;
-    }
-    let quiet = if others > 0.1 { " (NOT QUIET: figures are suspect)" } else { "" };
-    writeln!(
-        out,
-        "\n  {} duplicates dropped, {} late, {} write failures; machine {busy:.2} of 2 cores busy, {others:.2} by \
-         other processes{quiet}",
-        run.duplicates, run.late, run.write_failures
+        "{n} events ({mb:.1} MB payload, {per_event:.0} B/event) over {hours} hours, storage {storage}, \
+         max_events {max_events}\n  all written in {secs:.2} s = {eps:.0} events/s; hours closed after \
+         {closed:.2} s\n  exporter: {cpu:.2} CPU s ({cores:.2} cores) = {us:.1} µs CPU/event ({us_closed:.1} \
+         to closed), peak RSS {rss_mib:.1} MiB (RSS at start {start_mib:.1}{reset})\n  emulator: {emulator}\n  \
+         {bytes}\n  {duplicates} duplicates dropped, {late} late, {failures} write failures; machine \
+         {busy:.2} of 2 cores busy, {others:.2} by other processes{quiet}"
     )?;
     if args.json {
         let summary = serde_json::json!({
@@ -371,7 +349,7 @@ fn report(args: &Args, run: &Run) -> anyhow::Result<()> {
             "exporter_cpu_s": run.cpu_written, "exporter_cores": cores, "exporter_cpu_us_per_event": us,
             "exporter_cpu_s_to_closed": run.cpu_closed, "exporter_cpu_us_per_event_to_closed": us_closed,
             "emulator_cpu_s": run.emulator_cpu, "emulator_cores": emu_cores,
-            "peak_rss_mib": rss_mib, "peak_rss_reset_after_prefill": run.rss_reset,
+            "peak_rss_mib": rss_mib, "start_rss_mib": start_mib, "peak_rss_reset_after_prefill": run.rss_reset,
             "bytes_written": run.bytes_written, "data_bytes": run.data_bytes,
             "duplicates_dropped": run.duplicates, "late_events": run.late, "write_failures": run.write_failures,
             "machine_busy_cores": busy, "other_processes_cores": others,
@@ -402,14 +380,17 @@ fn machine_busy_seconds() -> anyhow::Result<f64> {
     Ok((t.iter().sum::<u64>() - t[3] - t[4]) as f64 / USER_HZ)
 }
 
-/// Peak resident set size of this process (`VmHWM`), in KiB.
-fn peak_rss_kib() -> anyhow::Result<u64> {
+/// A `kB` figure of `/proc/self/status` (`VmHWM`: peak RSS; `VmRSS`: RSS now), in KiB.
+fn status_kib(field: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).context("no VmHWM")?;
-    let kib = line.trim_start_matches("VmHWM:").trim().trim_end_matches("kB").trim();
-    kib.parse().context("parsing VmHWM")
+    let line = status.lines().find_map(|l| l.strip_prefix(field)).with_context(|| format!("no {field}"))?;
+    line.trim_start_matches(':')
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .context("parsing /proc/self/status")
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
