@@ -251,29 +251,36 @@ impl Core {
         let replica = self.replica.clone();
         self.writes.spawn(async move {
             let path = manifest::object(&key, &name);
-            let evs: Vec<Event> = events.iter().map(|p| p.event.clone()).collect();
+            // The events move to the encoder and come back, rather than being copied.
+            let evs: Vec<Event> = events.iter_mut().map(|p| std::mem::take(&mut p.event)).collect();
             let encoded = tokio::task::spawn_blocking(move || {
                 let file = format::encode_file(fmt, codec, &spec, &evs);
                 (file, evs)
             })
             .await;
-            let rejected = match encoded {
-                Ok((Ok(file), _)) => {
+            let (result, evs) = match encoded {
+                Ok((file, evs)) => (file.map_err(|e| e.to_string()), evs),
+                Err(e) => (Err(format!("encoder task failed: {e}")), Vec::new()),
+            };
+            let rejected = match result {
+                Ok(file) => {
                     if buckets.create(&path, file.bytes).await == Created::Existed {
                         tracing::debug!(%path, "part file already written");
                     }
                     None
                 }
-                Ok((Err(e), evs)) => {
+                Err(e) => {
                     // Retrying cannot help: keep the events, as an EventBatch, for inspection.
-                    let batch = event_model::EventBatch { events: evs }.encode_to_vec();
+                    let batch = event_model::EventBatch { events: evs.clone() }.encode_to_vec();
                     let at = object_store::path::Path::from(format!("_rejected/{}/{replica}-{part:06}.pb", key.0));
                     tracing::error!(%path, error = %e, rejected = %at, "events cannot be encoded; kept as protobuf");
                     buckets.create(&at, batch.into()).await;
-                    Some(e.to_string())
+                    Some(e)
                 }
-                Err(e) => Some(format!("encoder task failed: {e}")),
             };
+            for (p, e) in events.iter_mut().zip(evs) {
+                p.event = e;
+            }
             WriteDone { key, part, name, events, rejected }
         });
     }

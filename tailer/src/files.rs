@@ -181,7 +181,7 @@ impl Files {
         };
         match self.by_fp.get_mut(&fp) {
             Some(t) if t.file.is_some() => {
-                if still_ours(t) {
+                if t.file.as_ref().and_then(|f| f.metadata().ok()).is_some_and(|m| still_ours(t, m.len())) {
                     // A copy being made by copytruncate, or two files with identical first
                     // lines: keep following the original.
                     if self.collisions.insert((fp, key)) {
@@ -262,9 +262,8 @@ fn attach(t: &mut Tracked, file: File, key: InodeKey, path: PathBuf) {
     t.idle_since = None;
 }
 
-/// Whether `t`'s open file still holds the content it was followed for.
-pub(crate) fn still_ours(t: &Tracked) -> bool {
+/// Whether `t`'s open file, now `size` bytes long, still holds the content it was followed for.
+pub(crate) fn still_ours(t: &Tracked, size: u64) -> bool {
     let Some(file) = &t.file else { return false };
-    let Ok(meta) = file.metadata() else { return false };
-    meta.len() >= t.offset && matches!(fingerprint(file), Ok(Some(fp)) if fp == t.fp)
+    size >= t.offset && matches!(fingerprint(file), Ok(Some(fp)) if fp == t.fp)
 }

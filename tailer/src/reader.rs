@@ -172,7 +172,7 @@ impl Reader {
             t.idle_since.get_or_insert_with(Instant::now);
             return Read::Eof;
         }
-        if !still_ours(t) {
+        if !still_ours(t, size) {
             return Read::Truncated;
         }
         let want = ((size - t.offset) as usize).min(self.chunk.len());

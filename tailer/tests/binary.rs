@@ -92,7 +92,6 @@ async fn sigkill_and_restart_mid_stream_loses_nothing() {
     signal(&child, "TERM");
     let status = child.wait().expect("wait");
     assert!(v.complete(), "{v:?}");
-    assert!(v.resent > 0 || v.unique == w.written.len(), "{v:?}");
     assert_eq!(status.code(), Some(0), "SIGTERM exits 0");
     let size = std::fs::metadata(&path).expect("stat").len();
     assert_eq!(checkpoint_offsets(&fx.dir.path().join("data")).get(&path), Some(&size), "final checkpoint");
@@ -123,5 +122,7 @@ async fn sigterm_while_the_service_is_down_exits_within_the_grace_period() {
     let out = child.wait_with_output().expect("wait");
     assert_eq!(out.status.code(), Some(0));
     // Nothing was acknowledged, so nothing is checkpointed past the start.
-    assert!(checkpoint_offsets(&fx.dir.path().join("data")).values().all(|o| *o == 0));
+    let cp = checkpoint_offsets(&fx.dir.path().join("data"));
+    assert!(!cp.is_empty(), "the shutdown wrote a checkpoint");
+    assert!(cp.values().all(|o| *o == 0), "{cp:?}");
 }
