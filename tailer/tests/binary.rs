@@ -117,7 +117,9 @@ async fn sigterm_while_the_service_is_down_exits_within_the_grace_period() {
     let mut w = LogWriter::new(0);
     w.write(&fx.log("app.log"), 100);
     let child = spawn(&config);
-    assert!(wait_for(T, || fx.dir.path().join("data/lock").exists()).await);
+    // The tailer follows the file (its checkpoint lists it) and is retrying the sends.
+    let log = fx.log("app.log");
+    assert!(wait_for(T, || checkpoint_offsets(&fx.dir.path().join("data")).contains_key(&log)).await);
     signal(&child, "TERM");
     let out = child.wait_with_output().expect("wait");
     assert_eq!(out.status.code(), Some(0));
