@@ -3,8 +3,10 @@
 //!
 //! Every request whose path matches the proxy's path filter (by default: paths ending in
 //! `:publish`) takes the next [`Fault`] from a FIFO queue and is recorded as a
-//! [`RecordedRequest`]; when the queue is empty it is forwarded unchanged. Requests that do
-//! not match are always forwarded and not recorded.
+//! [`RecordedRequest`]; when the queue is empty it takes the fault of a running
+//! [`blackout`](FaultProxy::blackout), else with a set probability a
+//! [random fault](FaultProxy::set_random_faults), else it is forwarded unchanged. Requests that
+//! do not match are always forwarded and not recorded.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -123,6 +125,14 @@ struct State {
     faults: VecDeque<Fault>,
     requests: Vec<RecordedRequest>,
     filter: PathFilter,
+    /// Record matching requests (off for long runs: the bodies would pile up).
+    record: bool,
+    /// Until then, matching requests take `blackout_fault` (queued faults go first).
+    blackout_until: Option<std::time::Instant>,
+    blackout_fault: Fault,
+    /// With this probability a matching request takes one of `random_faults`.
+    random_probability: f64,
+    random_faults: Vec<Fault>,
 }
 
 struct Shared {
@@ -182,6 +192,11 @@ impl FaultProxy {
                 faults: VecDeque::new(),
                 requests: Vec::new(),
                 filter: default_filter(),
+                record: true,
+                blackout_until: None,
+                blackout_fault: Fault::DropConnection,
+                random_probability: 0.0,
+                random_faults: Vec::new(),
             }),
             matched: AtomicUsize::new(0),
             forwarded: AtomicUsize::new(0),
@@ -228,6 +243,39 @@ impl FaultProxy {
             }
         }
         self.shared.lock().faults.extend(faults);
+    }
+
+    /// For the next `duration`, every matching request takes `fault` (after any queued faults),
+    /// e.g. [`Fault::DropConnection`] for an outage or [`Fault::status`]`(503)`.
+    pub fn blackout(&self, duration: Duration, fault: Fault) {
+        let mut state = self.shared.lock();
+        state.blackout_until = Some(std::time::Instant::now() + duration);
+        state.blackout_fault = fault;
+    }
+
+    /// Whether a [`blackout`](Self::blackout) is in progress.
+    pub fn in_blackout(&self) -> bool {
+        self.shared.lock().blackout_until.is_some_and(|u| std::time::Instant::now() < u)
+    }
+
+    /// From now on a matching request that finds no queued fault and no blackout takes, with
+    /// `probability` (0 turns it off), one of `faults` picked at random.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `probability` is outside 0..=1 or `faults` is empty while `probability` > 0.
+    pub fn set_random_faults(&self, probability: f64, faults: Vec<Fault>) {
+        assert!((0.0..=1.0).contains(&probability), "FaultProxy: probability {probability} outside 0..=1");
+        assert!(probability == 0.0 || !faults.is_empty(), "FaultProxy: random faults need at least one fault");
+        let mut state = self.shared.lock();
+        state.random_probability = probability;
+        state.random_faults = faults;
+    }
+
+    /// Turns the recording of matching requests on (the default) or off; counters are kept
+    /// either way. Turn it off for long runs, where the recorded bodies would pile up.
+    pub fn set_recording(&self, on: bool) {
+        self.shared.lock().record = on;
     }
 
     /// Number of faults still queued.
@@ -297,10 +345,22 @@ impl Shared {
             headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let body = decode_body(content_encoding.as_deref(), wire_body);
         let mut state = self.lock();
-        let fault = state.faults.pop_front().unwrap_or(Fault::Forward);
+        let fault = match state.faults.pop_front() {
+            Some(f) => f,
+            None if state.blackout_until.is_some_and(|u| std::time::Instant::now() < u) => {
+                state.blackout_fault.clone()
+            }
+            None if state.random_probability > 0.0 && fastrand::f64() < state.random_probability => {
+                state.random_faults[fastrand::usize(..state.random_faults.len())].clone()
+            }
+            None => Fault::Forward,
+        };
         self.matched.fetch_add(1, Ordering::SeqCst);
         if fault.is_injected() {
             self.faults_injected.fetch_add(1, Ordering::SeqCst);
+        }
+        if !state.record {
+            return Some(fault);
         }
         state.requests.push(RecordedRequest {
             path: path.to_owned(),
@@ -688,6 +748,38 @@ mod tests {
         proxy.clear_requests();
         assert!(proxy.requests().is_empty());
         assert_eq!(proxy.matched(), 7);
+    }
+
+    #[tokio::test]
+    async fn blackout_then_random_faults_without_recording() {
+        let (upstream, hits) = echo_upstream().await;
+        let proxy = FaultProxy::start(upstream).await;
+        proxy.set_path_contains("");
+        proxy.set_recording(false);
+        let client = reqwest::Client::builder().no_proxy().build().expect("client");
+        let url = format!("{}/v1/anything", proxy.base_url());
+
+        proxy.blackout(Duration::from_secs(600), Fault::status(503));
+        assert!(proxy.in_blackout());
+        proxy.push_faults([Fault::status(429)]);
+        let statuses = [
+            client.get(&url).send().await.expect("queued fault first").status(),
+            client.get(&url).send().await.expect("blackout").status(),
+        ];
+        assert_eq!(statuses, [StatusCode::TOO_MANY_REQUESTS, StatusCode::SERVICE_UNAVAILABLE]);
+        assert_eq!(hits.load(Ordering::SeqCst), 0);
+
+        proxy.blackout(Duration::ZERO, Fault::status(503));
+        assert!(!proxy.in_blackout());
+        proxy.set_random_faults(1.0, vec![Fault::status(502)]);
+        assert_eq!(client.get(&url).send().await.expect("random").status(), StatusCode::BAD_GATEWAY);
+        proxy.set_random_faults(0.0, Vec::new());
+        assert_eq!(client.get(&url).send().await.expect("forwarded").status(), StatusCode::OK);
+
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        assert_eq!(proxy.faults_injected(), 3);
+        assert_eq!(proxy.matched(), 4);
+        assert!(proxy.requests().is_empty(), "recording was off");
     }
 
     #[tokio::test]
