@@ -14,13 +14,31 @@ pub struct ApplyReport {
     pub existing: Vec<String>,
 }
 
+/// Ack deadline of the subscriptions [`apply_registry`] creates, in seconds.
+///
+/// A message pulled by a consumer that then crashes (or whose pull answer is lost) comes back
+/// only after this long; the exporter's `close.idle_secs` and `close.allowed_lateness_secs`
+/// must be longer, or such a message finds its hour closed and becomes a late event.
+pub const DEFAULT_ACK_DEADLINE_SECS: u32 = 60;
+
 /// Creates every missing topic of the registry, a `<topic>-<suffix>` subscription for each of a
-/// type's `subscriptions`, and the dead-letter topic with a `<topic>-inspect` subscription (so
-/// rejected events are kept). Existing ones are left as they are.
+/// type's `subscriptions` (ack deadline [`DEFAULT_ACK_DEADLINE_SECS`]), and the dead-letter
+/// topic with a `<topic>-inspect` subscription (so rejected events are kept). Existing ones are
+/// left as they are.
 pub async fn apply_registry(
     client: &Client,
     registry: &Registry,
     dead_letter_topic: Option<&str>,
+) -> Result<ApplyReport, ServiceError> {
+    apply_registry_with(client, registry, dead_letter_topic, DEFAULT_ACK_DEADLINE_SECS).await
+}
+
+/// [`apply_registry`] with another ack deadline (10..=600 s) for new subscriptions.
+pub async fn apply_registry_with(
+    client: &Client,
+    registry: &Registry,
+    dead_letter_topic: Option<&str>,
+    ack_deadline_secs: u32,
 ) -> Result<ApplyReport, ServiceError> {
     let mut report = ApplyReport::default();
     let mut wanted: Vec<(String, Vec<String>)> =
@@ -37,7 +55,9 @@ pub async fn apply_registry(
         for suffix in subs {
             let name = format!("{topic}-{suffix}");
             match client
-                .create_subscription(&Subscription::new(&name, &topic).with_ack_deadline_seconds(60))
+                .create_subscription(
+                    &Subscription::new(&name, &topic).with_ack_deadline_seconds(ack_deadline_secs),
+                )
                 .await
             {
                 Ok(_) => report.created.push(format!("subscription {name}")),

@@ -30,7 +30,7 @@ mod server;
 mod state;
 mod tls;
 
-pub use admin::{ApplyReport, apply_registry};
+pub use admin::{ApplyReport, DEFAULT_ACK_DEADLINE_SECS, apply_registry, apply_registry_with};
 pub use config::{AuthConfig, Config, LimitsConfig, MirrorConfig, PublisherSettings, TlsConfig};
 pub use error::ServiceError;
 pub use ingest::{Checked, Encoding, RawEvent, check, split_body};

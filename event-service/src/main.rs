@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use event_service::{Config, Service, apply_registry};
+use event_service::{Config, Service, apply_registry_with};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -49,7 +49,12 @@ enum Command {
 #[derive(Subcommand, Debug)]
 enum RegistryAction {
     /// Create missing topics and subscriptions for every type (and the dead-letter topic).
-    Apply,
+    Apply {
+        /// Ack deadline of the subscriptions created (10-600 s). The exporter's
+        /// `close.idle_secs` and `close.allowed_lateness_secs` must be longer.
+        #[arg(long, default_value_t = event_service::DEFAULT_ACK_DEADLINE_SECS)]
+        ack_deadline_secs: u32,
+    },
     /// Check the registry file and list its types.
     Check,
 }
@@ -97,14 +102,20 @@ async fn main() -> anyhow::Result<()> {
                 println!("{} v{} -> topic {} ({} fields)", t.name, t.version, t.topic, t.fields.len());
             }
         }
-        Command::Registry { action: RegistryAction::Apply } => {
+        Command::Registry { action: RegistryAction::Apply { ack_deadline_secs } } => {
             let registry = event_model::Registry::load(&config.registry)?;
             let mut b = pubsub_client::Client::builder().with_project(&config.project);
             if let Some(h) = &config.emulator_host {
                 b = b.with_emulator_host(h);
             }
             let client = b.build().await?;
-            let report = apply_registry(&client, &registry, config.dead_letter_topic.as_deref()).await?;
+            let report = apply_registry_with(
+                &client,
+                &registry,
+                config.dead_letter_topic.as_deref(),
+                ack_deadline_secs,
+            )
+            .await?;
             for c in &report.created {
                 println!("created {c}");
             }

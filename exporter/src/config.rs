@@ -102,7 +102,12 @@ pub struct CloseConfig {
     #[serde(default = "default_lateness")]
     pub allowed_lateness_secs: u64,
     /// With nothing buffered and no message for this long, the watermark advances with the
-    /// clock (minus the lateness). Default: 30.
+    /// clock (minus the lateness). Default: 90.
+    ///
+    /// Keep it (and the lateness) above the subscription's ack deadline (60 s as
+    /// `event-service registry apply` creates them): a message held by a crashed replica, or
+    /// whose pull answer was lost, comes back only after that deadline, and must find its hour
+    /// still open. The exporter warns at start when it is not.
     #[serde(default = "default_idle")]
     pub idle_secs: u64,
     /// How many hours back closed buckets are checked for late duplicates. Default: 48.
@@ -158,7 +163,7 @@ fn default_lateness() -> u64 {
     300
 }
 fn default_idle() -> u64 {
-    30
+    90
 }
 fn default_recent_hours() -> u64 {
     48

@@ -57,9 +57,13 @@ impl Exporter {
         let mut pullers = JoinSet::new();
         for t in registry.types() {
             let sub_name = format!("{}-{}", t.topic, config.subscription_suffix);
+            let deadline = subscription_deadline(&client, &sub_name, &config.close).await;
             let sub_config = SubscriberConfig::default()
                 .with_max_outstanding_messages(config.pull.max_outstanding_messages)
-                .with_max_outstanding_bytes(config.pull.max_outstanding_bytes);
+                .with_max_outstanding_bytes(config.pull.max_outstanding_bytes)
+                // A lease never outlasts the subscription's deadline, so what a crashed replica
+                // held comes back within it.
+                .with_ack_deadline_bounds(MIN_LEASE, deadline.max(MIN_LEASE));
             let sub = client.subscriber_with_config(&sub_name, sub_config)?;
             pullers.spawn(pull(
                 sub,
@@ -180,6 +184,33 @@ async fn run_core(
         }
     }
     Ok(())
+}
+
+/// The shortest lease the exporter asks for (Pub/Sub's minimum ack deadline).
+const MIN_LEASE: Duration = Duration::from_secs(pubsub_client::limits::MIN_ACK_DEADLINE_SECS as u64);
+
+/// The ack deadline of `sub` (60 s when it cannot be read), with a warning when the close
+/// settings do not outlast it: messages a crashed replica held would then arrive after their
+/// hour closed, as late events.
+async fn subscription_deadline(client: &Client, sub: &str, close: &crate::CloseConfig) -> Duration {
+    let secs = match client.get_subscription(sub).await {
+        Ok(s) if s.ack_deadline_seconds > 0 => u64::from(s.ack_deadline_seconds),
+        Ok(_) => 10,
+        Err(e) => {
+            tracing::warn!(subscription = sub, error = %e, "cannot read the subscription's ack deadline; assuming 60 s");
+            60
+        }
+    };
+    if close.idle_secs <= secs || close.allowed_lateness_secs <= secs {
+        tracing::warn!(
+            subscription = sub,
+            ack_deadline_secs = secs,
+            idle_secs = close.idle_secs,
+            allowed_lateness_secs = close.allowed_lateness_secs,
+            "close.idle_secs and close.allowed_lateness_secs should exceed the ack deadline: messages held by a crashed replica come back only after it, and would be late events"
+        );
+    }
+    Duration::from_secs(secs)
 }
 
 async fn serve_metrics(

@@ -7,6 +7,11 @@ use crate::error::{Error, Result};
 /// The embedded default registry (`config/registry.toml`): the sample log's types.
 const DEFAULT_REGISTRY: &str = include_str!("../../../config/registry.toml");
 
+/// Ack deadline of the run's subscriptions: the shortest Pub/Sub allows, so that what a killed
+/// exporter held comes back soon. `idle_secs` and `lateness_secs` must exceed it (the exporter
+/// warns otherwise), or such messages find their hour closed.
+pub const ACK_DEADLINE_SECS: u32 = 10;
+
 /// Where the exporter writes its buckets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -44,7 +49,7 @@ pub struct PipelineOptions {
     /// The exporter's `allowed_lateness_secs`. Default 60.
     pub lateness_secs: u64,
     /// The exporter's `idle_secs`: with nothing arriving for this long, past hours close.
-    /// Default 5.
+    /// Default 12 (above [`ACK_DEADLINE_SECS`]).
     pub idle_secs: u64,
     /// The tailer's `max_line_bytes`. Default 16384.
     pub max_line_bytes: usize,
@@ -64,7 +69,7 @@ impl PipelineOptions {
             run_id: format!("{:x}", fastrand::u64(..)),
             token: format!("e2e-token-{:016x}", fastrand::u64(..)),
             lateness_secs: 60,
-            idle_secs: 5,
+            idle_secs: 12,
             max_line_bytes: 16384,
             file_max_age_ms: 1000,
         }

@@ -28,15 +28,17 @@ mod error;
 mod loggen;
 mod pipeline;
 mod process;
+mod scenario;
 mod summary;
 mod verify;
 
 pub use bins::Binaries;
-pub use config::{PipelineOptions, StorageKind};
+pub use config::{ACK_DEADLINE_SECS, PipelineOptions, StorageKind};
 pub use error::{Error, Result};
 pub use loggen::{BadKind, HOUR, LogGen, LogOptions, Written, unix_ms};
 pub use pipeline::{Component, Pipeline, metric_sum};
 pub use process::Proc;
+pub use scenario::{Disruption, Scenario, ScenarioReport, run_scenario};
 pub use summary::{Rejections, Summary};
 pub use verify::{Verification, sample_seq, verify};
 

@@ -386,6 +386,7 @@ fn apply_registry(bins: &Binaries, files: &ConfigFiles, emulator_host: &str, dir
         .args(["registry", "apply", "--config"])
         .arg(&files.service)
         .args(["--emulator-host", emulator_host])
+        .args(["--ack-deadline-secs", &crate::config::ACK_DEADLINE_SECS.to_string()])
         .env_remove("PUBSUB_EMULATOR_HOST")
         .current_dir(dir)
         .output()

@@ -266,7 +266,10 @@ impl FaultProxy {
     /// Panics if `probability` is outside 0..=1 or `faults` is empty while `probability` > 0.
     pub fn set_random_faults(&self, probability: f64, faults: Vec<Fault>) {
         assert!((0.0..=1.0).contains(&probability), "FaultProxy: probability {probability} outside 0..=1");
-        assert!(probability == 0.0 || !faults.is_empty(), "FaultProxy: random faults need at least one fault");
+        assert!(
+            probability == 0.0 || !faults.is_empty(),
+            "FaultProxy: random faults need at least one fault"
+        );
         let mut state = self.shared.lock();
         state.random_probability = probability;
         state.random_faults = faults;

@@ -36,8 +36,9 @@ struct Args {
     /// Pub/Sub emulator to use (default: PUBSUB_EMULATOR_HOST, else one is started).
     #[arg(long, env = "PUBSUB_EMULATOR_HOST")]
     emulator_host: Option<String>,
-    /// Seconds without new events after which the exporter closes past hours.
-    #[arg(long, default_value_t = 5)]
+    /// Seconds without new events after which the exporter closes past hours (keep it above
+    /// the subscriptions' 10 s ack deadline).
+    #[arg(long, default_value_t = 12)]
     idle_secs: u64,
     /// Print one JSON object as the last line of output.
     #[arg(long)]
