@@ -159,6 +159,14 @@ impl LogGen {
         &self.bad
     }
 
+    /// Valid events written with invalid UTF-8 in their `user`.
+    pub fn invalid_utf8_written(&self) -> u64 {
+        match self.opts.invalid_utf8_every {
+            0 => 0,
+            every => (self.written.len() as u64).div_ceil(every),
+        }
+    }
+
     /// How often the log was rotated.
     pub fn rotations(&self) -> u32 {
         self.rotations

@@ -35,6 +35,9 @@ pub struct Verification {
     pub misplaced: u64,
     /// Late events counted by the manifests.
     pub late: u64,
+    /// Exported sample events with a U+FFFD replacement character in a field (from invalid
+    /// UTF-8 in their line).
+    pub repaired_utf8: u64,
     /// Closed buckets (manifests).
     pub buckets_closed: u64,
     /// Data files the manifests list, and their bytes.
@@ -178,6 +181,12 @@ pub async fn verify(store: &dyn ObjectStore, written: &[Written], latency: bool)
                 };
                 let (seq, w) = w;
                 seen[seq as usize] += 1;
+                if e.fields
+                    .values()
+                    .any(|f| matches!(&f.kind, Some(ValueKind::StringValue(s)) if s.contains('\u{FFFD}')))
+                {
+                    v.repaired_utf8 += 1;
+                }
                 if seen[seq as usize] > 1 && *n == 1 {
                     // The same line under a second id.
                     v.duplicates += 1;
