@@ -57,3 +57,72 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     assert_eq!(ids.len(), n as usize);
     assert!(ids.values().all(|c| *c == 1), "an id twice");
 }
+
+/// Names of the files under `root` whose name starts with `prefix`.
+fn files_starting(root: &std::path::Path, prefix: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Some(n) = p.file_name().and_then(|n| n.to_str()).filter(|n| n.starts_with(prefix)) {
+                out.push(n.to_owned());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_close_is_repaired_by_the_next_start() {
+    let env = Env::new().await;
+    // Ten events per file: closing the hour writes 300 data files, a window wide enough to
+    // kill the exporter in.
+    let config = env.config_file(0, 1);
+    let text =
+        std::fs::read_to_string(&config).expect("config").replace("max_events = 300", "max_events = 10");
+    std::fs::write(&config, text).expect("config");
+    let root = env.root();
+    let n = 3000;
+    let events: Vec<_> = (0..n).map(|i| event(&format!("c{i:05}"), H10 + i)).collect();
+    env.publish(&events).await;
+    let mut child = spawn(&config);
+    // Kill as soon as the first data file of the close appears.
+    let closing =
+        wait_for_fast(Duration::from_secs(120), || !files_starting(&root, "data-").is_empty()).await;
+    kill9(&mut child);
+    assert!(closing, "the hour never started closing");
+    let data_at_kill = files_starting(&root, "data-").len();
+    assert!(manifests(&root).is_empty(), "the close finished before the kill ({data_at_kill} data files)");
+    assert!(data_at_kill < 300, "all data files were written before the kill");
+
+    let mut child = spawn(&config);
+    let closed = wait_for(Duration::from_secs(60), || manifests(&root).len() == 1).await;
+    kill9(&mut child);
+    assert!(closed, "the restarted exporter did not close the hour");
+    let ids = closed_ids(&root); // checks the manifest against its files
+    assert_eq!(ids.len(), n as usize);
+    assert!(ids.values().all(|c| *c == 1), "an id twice");
+    let (_, m) = &manifests(&root)[0];
+    assert_eq!(m.event_count, n as u64);
+    assert_eq!(m.files.len(), 300);
+    // What the killed close left is not listed: readers never see it.
+    let listed: std::collections::HashSet<&str> = m.files.iter().map(|f| f.name.as_str()).collect();
+    let unlisted =
+        files_starting(&root, "data-").into_iter().filter(|n| !listed.contains(n.as_str())).count();
+    assert_eq!(unlisted, data_at_kill, "the first attempt's files stay unlisted");
+}
+
+/// Like `wait_for`, polling every millisecond (a close takes a fraction of a second).
+async fn wait_for_fast(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    cond()
+}
