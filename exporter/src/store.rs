@@ -103,14 +103,3 @@ impl Buckets {
         }
     }
 }
-
-/// The gzipped, newline-separated, sorted id index of a closed hour.
-pub(crate) fn ids_index<'a>(ids: impl Iterator<Item = &'a str>) -> Bytes {
-    use std::io::Write as _;
-    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    for id in ids {
-        let _ = z.write_all(id.as_bytes());
-        let _ = z.write_all(b"\n");
-    }
-    Bytes::from(z.finish().unwrap_or_default())
-}

@@ -222,6 +222,47 @@ pub fn decode_file_typed(
     }
 }
 
+/// The events of a file written by [`encode_file`], in file order, decoded lazily: an Avro
+/// file one block (about 256 KiB of encoded records) at a time, so reading a file needs its bytes plus
+/// one decoded block. (Gzipped NDJSON is decoded whole.) The file's framing and digest are
+/// checked before the first event.
+pub fn read_events(format: FileFormat, bytes: &[u8]) -> Result<EventReader<'_>, FormatError> {
+    let inner = match format {
+        FileFormat::Avro => ReaderInner::Avro(avro::blocks_of(bytes)?, Vec::new().into_iter()),
+        FileFormat::NdjsonGzip => ReaderInner::Whole(ndjson::decode(bytes, None)?.into_iter()),
+    };
+    Ok(EventReader { inner })
+}
+
+/// Iterator of [`read_events`].
+pub struct EventReader<'a> {
+    inner: ReaderInner<'a>,
+}
+
+enum ReaderInner<'a> {
+    Avro(avro::Blocks<'a>, std::vec::IntoIter<Event>),
+    Whole(std::vec::IntoIter<Event>),
+}
+
+impl Iterator for EventReader<'_> {
+    type Item = Result<Event, FormatError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match &mut self.inner {
+            ReaderInner::Whole(events) => events.next().map(Ok),
+            ReaderInner::Avro(blocks, current) => loop {
+                if let Some(e) = current.next() {
+                    return Some(Ok(e));
+                }
+                match blocks.next()? {
+                    Ok(block) => *current = block.into_iter(),
+                    Err(e) => return Some(Err(e)),
+                }
+            },
+        }
+    }
+}
+
 /// The ids of a file written by [`encode_file`], in file order. Cheaper than [`decode_file`]:
 /// Avro records are skipped over without building values, NDJSON lines are not turned into
 /// events (the file is still decompressed and, for Avro, its digest checked).

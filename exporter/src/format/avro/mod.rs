@@ -170,6 +170,38 @@ fn blocks<'a>(h: &Header<'a>) -> Result<Vec<(usize, &'a [u8])>, FormatError> {
     }
 }
 
+/// Decompresses block `b` and calls `f` on each of its `count` records, appending to `out`.
+fn read_block<T>(
+    codec: Codec,
+    plan: &[Col],
+    b: usize,
+    count: usize,
+    data: &[u8],
+    out: &mut Vec<T>,
+    f: &mut impl FnMut(&mut Cursor<'_>, &[Col]) -> Result<T, FormatError>,
+) -> Result<(), FormatError> {
+    let mut raw = data.to_vec();
+    codec
+        .decompress(&mut raw)
+        .map_err(|e| FormatError::Corrupt(format!("block {b}: cannot decompress: {e}")))?;
+    let mut r = Cursor { buf: &raw };
+    // Every record takes at least a byte (its id's length), so a bad count cannot make this huge.
+    out.reserve(count.min(raw.len()));
+    for i in 0..count {
+        out.push(f(&mut r, plan).map_err(|e| match e {
+            FormatError::Corrupt(m) => FormatError::Corrupt(format!("block {b}, record {i}: {m}")),
+            other => other,
+        })?);
+    }
+    if !r.buf.is_empty() {
+        return Err(FormatError::Corrupt(format!(
+            "block {b}: {} bytes left after its {count} records",
+            r.buf.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Checks a file and calls `f` on each record, in order.
 fn read_records<T>(
     bytes: &[u8],
@@ -180,27 +212,35 @@ fn read_records<T>(
     let plan = plan(h.schema)?;
     let mut out = Vec::new();
     for (b, (count, data)) in blocks.into_iter().enumerate() {
-        let mut raw = data.to_vec();
-        h.codec
-            .decompress(&mut raw)
-            .map_err(|e| FormatError::Corrupt(format!("block {b}: cannot decompress: {e}")))?;
-        let mut r = Cursor { buf: &raw };
-        // Every record takes at least a byte (its id's length), so a bad count cannot make this huge.
-        out.reserve(count.min(raw.len()));
-        for i in 0..count {
-            out.push(f(&mut r, &plan).map_err(|e| match e {
-                FormatError::Corrupt(m) => FormatError::Corrupt(format!("block {b}, record {i}: {m}")),
-                other => other,
-            })?);
-        }
-        if !r.buf.is_empty() {
-            return Err(FormatError::Corrupt(format!(
-                "block {b}: {} bytes left after its {count} records",
-                r.buf.len()
-            )));
-        }
+        read_block(h.codec, &plan, b, count, data, &mut out, &mut f)?;
     }
     Ok(out)
+}
+
+/// A file's events decoded one block at a time; the header, the digest and the block framing
+/// are checked when it is made.
+pub(super) struct Blocks<'a> {
+    codec: Codec,
+    plan: Vec<Col>,
+    blocks: std::iter::Enumerate<std::vec::IntoIter<(usize, &'a [u8])>>,
+}
+
+impl Iterator for Blocks<'_> {
+    type Item = Result<Vec<Event>, FormatError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (b, (count, data)) = self.blocks.next()?;
+        let mut out = Vec::new();
+        Some(read_block(self.codec, &self.plan, b, count, data, &mut out, &mut read_event).map(|()| out))
+    }
+}
+
+/// The events of `bytes`, one block at a time.
+pub(super) fn blocks_of(bytes: &[u8]) -> Result<Blocks<'_>, FormatError> {
+    let h = header(bytes)?;
+    let blocks = blocks(&h)?;
+    let plan = plan(h.schema)?;
+    Ok(Blocks { codec: h.codec, plan, blocks: blocks.into_iter().enumerate() })
 }
 
 pub(super) fn decode(bytes: &[u8]) -> Result<Vec<Event>, FormatError> {
