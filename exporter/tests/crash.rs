@@ -60,19 +60,10 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
 
 /// Names of the files under `root` whose name starts with `prefix`.
 fn files_starting(root: &std::path::Path, prefix: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if let Some(n) = p.file_name().and_then(|n| n.to_str()).filter(|n| n.starts_with(prefix)) {
-                out.push(n.to_owned());
-            }
-        }
-    }
-    out
+    common::files_named(root, prefix)
+        .iter()
+        .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -122,7 +122,8 @@ pub fn event(id: &str, t: i64) -> Event {
     }
 }
 
-fn files_named(root: &Path, prefix: &str) -> Vec<PathBuf> {
+/// Files under `root` whose name starts with `prefix`.
+pub fn files_named(root: &Path, prefix: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(d) = stack.pop() {
