@@ -46,7 +46,8 @@ pub struct PipelineOptions {
     pub run_id: String,
     /// Bearer token the event-service demands and the tailer sends.
     pub token: String,
-    /// The exporter's `allowed_lateness_secs`. Default 60.
+    /// The exporter's `allowed_lateness_secs`. Default 3600: the sample is up to two hours out
+    /// of order (see [`sample_first_hour`](crate::sample_first_hour)).
     pub lateness_secs: u64,
     /// The exporter's `idle_secs`: with nothing arriving for this long, past hours close.
     /// Default 12 (above [`ACK_DEADLINE_SECS`]).
@@ -68,7 +69,7 @@ impl PipelineOptions {
             gcs_proxy: false,
             run_id: format!("{:x}", fastrand::u64(..)),
             token: format!("e2e-token-{:016x}", fastrand::u64(..)),
-            lateness_secs: 60,
+            lateness_secs: 3600,
             idle_secs: 12,
             max_line_bytes: 16384,
             file_max_age_ms: 1000,

@@ -13,7 +13,7 @@
 //! use e2e::{Binaries, LogGen, LogOptions, Pipeline, PipelineOptions};
 //! let dir = tempfile::tempdir().expect("dir");
 //! let mut p = Pipeline::start(PipelineOptions::new(dir.path()), &Binaries::for_tests()?).await?;
-//! let hour = e2e::current_hour() - 3 * e2e::HOUR;
+//! let hour = e2e::sample_first_hour();
 //! let mut log = LogGen::create(&p.log_path(), LogOptions::new(hour))?;
 //! log.write(1000)?;
 //! p.wait_closed(&log.buckets(), std::time::Duration::from_secs(120)).await?;
@@ -41,6 +41,14 @@ pub use process::Proc;
 pub use scenario::{Disruption, Scenario, ScenarioReport, run_scenario};
 pub use summary::{Rejections, Summary};
 pub use verify::{Verification, sample_seq, verify};
+
+/// The first of the sample's two event-time hours: four hours ago. The sample's events are
+/// shuffled over both hours, so up to two hours out of order; with the exporter's lateness of
+/// an hour ([`PipelineOptions::lateness_secs`]) no hour closes before the writing is done, and
+/// once the exporter is idle both are past `now - lateness` and close.
+pub fn sample_first_hour() -> i64 {
+    current_hour() - 4 * HOUR
+}
 
 /// Start of the current UTC hour, Unix seconds.
 pub fn current_hour() -> i64 {

@@ -120,7 +120,7 @@ impl LogGen {
         let mut pending = Vec::with_capacity(n as usize);
         for _ in 0..n {
             self.lines += 1;
-            if self.opts.bad_every > 0 && self.lines % self.opts.bad_every == 0 {
+            if self.opts.bad_every > 0 && self.lines.is_multiple_of(self.opts.bad_every) {
                 let kind = BAD_KINDS[self.bad.len() % BAD_KINDS.len()];
                 self.bad_line(kind);
                 self.bad.push(kind);
@@ -191,7 +191,7 @@ impl LogGen {
         let user = seq % 1000;
         let event_type = if self.rng.u8(..10) < 7 { "play" } else { "search" };
         let _ = write!(self.buf, "{ts} {host} eventlog: {event_type}\tuser=u{user}");
-        if self.opts.invalid_utf8_every > 0 && seq % self.opts.invalid_utf8_every == 0 {
+        if self.opts.invalid_utf8_every > 0 && seq.is_multiple_of(self.opts.invalid_utf8_every) {
             self.buf.extend_from_slice(b"\xff\xfe");
         }
         let _ = match event_type {

@@ -353,7 +353,7 @@ pub fn metric_sum(text: &str, name: &str, label: Option<&str>) -> f64 {
         .filter_map(|l| {
             let rest = l.strip_prefix(name)?;
             let (labels, value) = match rest.as_bytes().first()? {
-                b'{' => rest.split_once('}').map(|(ls, v)| (ls, v))?,
+                b'{' => rest.split_once('}')?,
                 b' ' => ("", rest),
                 _ => return None,
             };

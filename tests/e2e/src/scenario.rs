@@ -16,7 +16,7 @@ use testkit::Fault;
 use crate::bins::Binaries;
 use crate::config::{PipelineOptions, StorageKind};
 use crate::error::Result;
-use crate::loggen::{HOUR, LogGen, LogOptions};
+use crate::loggen::{LogGen, LogOptions};
 use crate::pipeline::{Component, Pipeline};
 use crate::verify::{Verification, verify};
 
@@ -205,7 +205,7 @@ pub async fn run_scenario(
             proxy.set_random_faults(s.gcs_fault_rate, random_faults());
         }
     }
-    let mut log = LogGen::create(&p.log_path(), LogOptions::new(crate::current_hour() - 3 * HOUR))?;
+    let mut log = LogGen::create(&p.log_path(), LogOptions::new(crate::sample_first_hour()))?;
     let per_step = s.events.div_ceil(u64::from(s.steps.max(1)));
     let mut blackouts = 0;
     for step in 0..s.steps {

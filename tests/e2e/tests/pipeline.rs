@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use e2e::{Binaries, HOUR, LogGen, LogOptions, Pipeline, PipelineOptions, Rejections, verify};
+use e2e::{Binaries, LogGen, LogOptions, Pipeline, PipelineOptions, Rejections, verify};
 use testkit::Emulator;
 
 #[test]
@@ -32,6 +32,7 @@ fn local_pipeline_reports_every_event_exactly_once() {
     assert_eq!(json["rejections_match"], true);
     assert_eq!(json["rejected"], json["bad_lines_written"]);
     assert_eq!(json["buckets_closed"], 4, "two hours of two types");
+    assert_eq!(json["late"], 0, "every event in its own hour");
     assert!(json["e2e_p50_ms"].as_i64().is_some_and(|v| v > 0), "{last}");
     assert!(json["events_per_sec"].as_f64().is_some_and(|v| v > 0.0), "{last}");
     assert!(stdout.contains("PASS"), "{stdout}");
@@ -94,7 +95,7 @@ async fn bad_input_is_counted_and_blocks_no_good_event() {
     let dir = tempfile::tempdir().expect("dir");
     let opts = PipelineOptions::new(dir.path()).with_emulator_host(Emulator::shared().host());
     let mut p = Pipeline::start(opts, &bins).await.expect("pipeline");
-    let mut opts = LogOptions::new(e2e::current_hour() - 3 * HOUR);
+    let mut opts = LogOptions::new(e2e::sample_first_hour());
     opts.bad_every = 10; // a line in ten is bad: malformed, unknown type, missing field, huge
     opts.invalid_utf8_every = 50;
     let mut log = LogGen::create(&p.log_path(), opts).expect("log");
@@ -110,6 +111,7 @@ async fn bad_input_is_counted_and_blocks_no_good_event() {
     let v = verify(p.store().as_ref(), log.written(), false).await.expect("verify");
     assert!(v.ok(), "{v:?}");
     assert_eq!(v.events_exported, 4000);
+    assert_eq!(v.late, 0, "every event in its own hour");
     assert_eq!(v.repaired_utf8, log.invalid_utf8_written(), "invalid UTF-8 arrives repaired, not dropped");
     let r = Rejections::scrape(&p).await.expect("metrics");
     assert_eq!(log.bad().len(), 444, "4000 good lines, one in ten bad");

@@ -91,7 +91,7 @@ async fn run(args: Args) -> anyhow::Result<Summary> {
         p.emulator_host(),
         p.buckets_dir().display()
     );
-    let first_hour = e2e::current_hour() - 3 * e2e::HOUR;
+    let first_hour = e2e::sample_first_hour();
     let mut log = LogGen::create(&p.log_path(), LogOptions::new(first_hour))?;
     let started = Instant::now();
     let first_write_ms = e2e::unix_ms(SystemTime::now());
