@@ -276,7 +276,10 @@ async fn serve_metrics(
                 }
             }),
         )
-        .route("/healthz", get(|| async { "ok" }));
+        .route("/healthz", get(|| async { "ok" }))
+        // Served from the end of the start (state recovered, work running) until shutdown
+        // begins, when the listener closes: a readiness probe sees exactly that window.
+        .route("/readyz", get(|| async { "ready" }));
     let shutdown = async move {
         let _ = stop.wait_for(|s| *s).await;
     };

@@ -200,9 +200,9 @@ impl Pipeline {
 
     fn health_url(&self, c: Component) -> String {
         match c {
-            Component::Tailer => format!("http://127.0.0.1:{}/healthz", self.tailer_metrics_port),
+            Component::Tailer => format!("http://127.0.0.1:{}/readyz", self.tailer_metrics_port),
             Component::Service => format!("{}/readyz", self.service_url()),
-            Component::Exporter => format!("http://127.0.0.1:{}/healthz", self.exporter_metrics_port),
+            Component::Exporter => format!("http://127.0.0.1:{}/readyz", self.exporter_metrics_port),
         }
     }
 
