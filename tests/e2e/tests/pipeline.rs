@@ -118,5 +118,35 @@ async fn bad_input_is_counted_and_blocks_no_good_event() {
     assert!(r.match_written(log.bad()), "{r:?} vs {} bad lines", log.bad().len());
     assert_eq!(unauthorized, 3000, "every request without a token is refused");
     assert_eq!(r.unauthorized_requests, 3000, "and counted");
+    dashboards_and_alerts_use_real_metrics(&p).await;
     p.stop().await.expect("clean stop");
+}
+
+/// Every metric of the binaries that `deploy/observability` (alert rules, Grafana dashboard)
+/// refers to is one the running binaries export.
+async fn dashboards_and_alerts_use_real_metrics(p: &Pipeline) {
+    let mut exported = String::new();
+    for c in [e2e::Component::Tailer, e2e::Component::Service, e2e::Component::Exporter] {
+        exported.push_str(&p.metrics_text(c).await.expect("metrics"));
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/observability");
+    let mut referenced = std::collections::BTreeSet::new();
+    for file in ["alerts.yaml", "grafana-dashboard.json"] {
+        let text = std::fs::read_to_string(root.join(file)).expect("deploy/observability file");
+        for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if ["tailer_", "exporter_", "event_service_"].iter().any(|p| word.starts_with(p)) {
+                referenced.insert(word.to_owned());
+            }
+        }
+    }
+    assert!(referenced.len() > 15, "{referenced:?}");
+    for name in &referenced {
+        let base = ["_total", "_bucket", "_sum", "_count"]
+            .iter()
+            .fold(name.as_str(), |n, s| n.strip_suffix(s).unwrap_or(n));
+        assert!(
+            exported.contains(&format!("# TYPE {base} ")),
+            "{name} is referenced in deploy/observability but not exported"
+        );
+    }
 }
