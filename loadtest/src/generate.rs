@@ -1,0 +1,334 @@
+//! The load generator shared by `publish` and `consume`: producers offering messages at a rate
+//! (governor token buckets, re-set every second so a rate profile can change it), weighted over
+//! the topics, and per topic a completion task that waits for each message's confirmation.
+//!
+//! Memory stays bounded: the publishers' flow control (`--max-outstanding-*`) blocks producers,
+//! and the queue from producers to completion tasks holds at most as many handles.
+
+use std::num::NonZeroU32;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+use bytes::Bytes;
+use governor::{Quota, RateLimiter};
+use pubsub_client::{
+    Client, Message, PublishHandle, Publisher, PublisherConfig, PublisherStats, Subscription, Topic,
+};
+use tokio::sync::mpsc;
+
+use crate::cli::{PublishOptions, Target};
+use crate::emulator::Emulator;
+use crate::null_sink::NullSink;
+use crate::stats::{Counters, Latency};
+
+/// Attributes a `consume` message carries: producer, sequence number, send time (Unix ns).
+pub const ATTR_PRODUCER: &str = "lt_producer";
+/// See [`ATTR_PRODUCER`].
+pub const ATTR_SEQ: &str = "lt_seq";
+/// See [`ATTR_PRODUCER`].
+pub const ATTR_SENT_NS: &str = "lt_sent_ns";
+
+/// The client, the topics and whatever was started for the target.
+pub struct Setup {
+    /// The client.
+    pub client: Client,
+    /// Topic ids and weights.
+    pub topics: Vec<(String, u32)>,
+    /// The target, for the summary.
+    pub target: Target,
+    _sink: Option<NullSink>,
+    _emulator: Option<Emulator>,
+    sink_cpu: Option<Box<dyn Fn() -> f64 + Send + Sync>>,
+}
+
+impl Setup {
+    /// CPU seconds of the null sink (if the target is `null`).
+    pub fn sink_cpu_seconds(&self) -> Option<f64> {
+        self.sink_cpu.as_ref().map(|f| f())
+    }
+
+    /// The subscription of a topic.
+    pub fn subscription_of(topic: &str) -> String {
+        format!("{topic}-loadtest")
+    }
+}
+
+/// Connects to the target and creates the topics (each with a subscription, except for the
+/// null sink).
+pub async fn setup(o: &PublishOptions) -> anyhow::Result<Setup> {
+    let run = format!("{:06x}", fastrand::u32(..0xff_ffff));
+    let mut b = Client::builder().with_project(&o.project);
+    let (mut sink, mut emulator) = (None, None);
+    match &o.target {
+        Target::Null => {
+            let s = NullSink::spawn()?;
+            b = b.with_emulator_host(s.host());
+            sink = Some(s);
+        }
+        Target::Emulator => {
+            let e = Emulator::from_env_or_start()?;
+            b = b.with_emulator_host(e.host());
+            emulator = Some(e);
+        }
+        Target::Pubsub => {}
+        Target::Url(u) => match u.strip_prefix("http://") {
+            Some(host) => b = b.with_emulator_host(host.trim_end_matches('/')),
+            None => b = b.with_endpoint(u),
+        },
+    }
+    let client = b.build().await.context("building the Pub/Sub client")?;
+    let topics: Vec<(String, u32)> = match o.target {
+        // Real Pub/Sub: the topics as named (created if missing).
+        Target::Pubsub => o.topics.0.clone(),
+        _ => o.topics.0.iter().map(|(n, w)| (format!("loadtest-{n}-{run}"), *w)).collect(),
+    };
+    if o.target != Target::Null {
+        for (t, _) in &topics {
+            match client.create_topic(&Topic::new(t)).await {
+                Ok(_) => {}
+                Err(e) if e.is_already_exists() => {}
+                Err(e) => return Err(e).with_context(|| format!("creating topic {t}")),
+            }
+            let sub = Setup::subscription_of(t);
+            match client.create_subscription(&Subscription::new(&sub, t).with_ack_deadline_seconds(60)).await
+            {
+                Ok(_) => {}
+                Err(e) if e.is_already_exists() => {}
+                Err(e) => return Err(e).with_context(|| format!("creating subscription {sub}")),
+            }
+        }
+    }
+    let sink_cpu: Option<Box<dyn Fn() -> f64 + Send + Sync>> = sink.as_ref().map(|s| {
+        let stat = format!("/proc/{}/stat", s.pid());
+        Box::new(move || crate::proc_stats::cpu_seconds_of(std::path::Path::new(&stat)).unwrap_or(f64::NAN))
+            as Box<dyn Fn() -> f64 + Send + Sync>
+    });
+    Ok(Setup { client, topics, target: o.target.clone(), _sink: sink, _emulator: emulator, sink_cpu })
+}
+
+/// The publisher settings of the options.
+pub fn publisher_config(o: &PublishOptions) -> PublisherConfig {
+    let mut c = PublisherConfig::default()
+        .with_max_messages(o.batch_messages)
+        .with_delay(o.batch_delay)
+        .with_max_in_flight_requests(o.max_in_flight)
+        .with_max_outstanding_messages(o.max_outstanding_messages)
+        .with_max_outstanding_bytes(o.max_outstanding_bytes);
+    if o.gzip {
+        c = c.with_gzip(1024, 1);
+    }
+    c
+}
+
+/// Which sequence numbers were confirmed and received, per producer (`consume`). One byte per
+/// message sent.
+#[derive(Default)]
+pub struct Tracker {
+    /// `confirmed[p][seq]`: the publish of producer `p`'s message `seq` was confirmed.
+    pub confirmed: Vec<Vec<bool>>,
+    /// `received[p][seq]`: how often it was received.
+    pub received: Vec<Vec<u8>>,
+}
+
+impl Tracker {
+    fn confirm(&mut self, p: usize, seq: u64) {
+        let v = &mut self.confirmed[p];
+        if v.len() <= seq as usize {
+            v.resize(seq as usize + 1, false);
+        }
+        v[seq as usize] = true;
+    }
+
+    /// Records a delivery; false if the attributes are not a loadtest message's.
+    pub fn receive(&mut self, p: usize, seq: u64) -> bool {
+        let Some(v) = self.received.get_mut(p) else { return false };
+        if seq > 1 << 40 {
+            return false;
+        }
+        if v.len() <= seq as usize {
+            v.resize(seq as usize + 1, 0);
+        }
+        v[seq as usize] = v[seq as usize].saturating_add(1);
+        true
+    }
+
+    /// (confirmed, confirmed but never received, extra copies received).
+    pub fn tally(&self) -> (u64, u64, u64) {
+        let (mut confirmed, mut lost, mut dups) = (0, 0, 0);
+        for (c, r) in self.confirmed.iter().zip(&self.received) {
+            for (seq, ok) in c.iter().enumerate() {
+                let n = r.get(seq).copied().unwrap_or(0);
+                if *ok {
+                    confirmed += 1;
+                    lost += u64::from(n == 0);
+                }
+                dups += u64::from(n.saturating_sub(1));
+            }
+        }
+        (confirmed, lost, dups)
+    }
+}
+
+/// What one generation run produced.
+pub struct Generated {
+    /// Stats of every topic's publisher, summed.
+    pub stats: PublisherStats,
+}
+
+fn now_ns() -> u128 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+}
+
+struct Pending {
+    started: Instant,
+    producer: usize,
+    seq: u64,
+    handle: PublishHandle,
+}
+
+/// Publishes for `o.duration` at `rate_at(elapsed)` messages/s (None = unpaced), counting into
+/// `counters` and `latency`; with a `tracker`, messages carry producer, sequence and send time.
+pub async fn generate(
+    o: &PublishOptions,
+    setup: &Setup,
+    rate_at: Arc<dyn Fn(Duration) -> Option<f64> + Send + Sync>,
+    counters: Arc<Counters>,
+    latency: Arc<Latency>,
+    tracker: Option<Arc<Mutex<Tracker>>>,
+) -> anyhow::Result<Generated> {
+    let cfg = publisher_config(o);
+    cfg.validate().context("publisher settings")?;
+    let producers = o.producers.max(1);
+    if let Some(t) = &tracker {
+        let mut t = t.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        t.confirmed = vec![Vec::new(); producers];
+        t.received = vec![Vec::new(); producers];
+    }
+    let mut publishers: Vec<Publisher> = Vec::new();
+    let mut senders = Vec::new();
+    let mut completions = tokio::task::JoinSet::new();
+    for (topic, _) in &setup.topics {
+        publishers.push(setup.client.publisher_with_config(topic, cfg.clone())?);
+        let (tx, mut rx) = mpsc::channel::<Pending>(o.max_outstanding_messages.max(1));
+        senders.push(tx);
+        let (counters, latency, tracker) = (counters.clone(), latency.clone(), tracker.clone());
+        completions.spawn(async move {
+            let mut batch = Vec::with_capacity(256);
+            while let Some(p) = rx.recv().await {
+                match p.handle.await {
+                    Ok(_) => {
+                        counters.published.fetch_add(1, Ordering::Relaxed);
+                        batch.push(p.started.elapsed().as_micros() as u64);
+                        if let Some(t) = &tracker {
+                            t.lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .confirm(p.producer, p.seq);
+                        }
+                    }
+                    Err(_) => {
+                        counters.failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                if batch.len() >= 256 || rx.is_empty() {
+                    latency.record(&batch);
+                    batch.clear();
+                }
+            }
+            latency.record(&batch);
+        });
+    }
+    let cumulative: Vec<u32> = setup
+        .topics
+        .iter()
+        .scan(0, |acc, (_, w)| {
+            *acc += w;
+            Some(*acc)
+        })
+        .collect();
+    let payload = Bytes::from((0..o.payload_bytes).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>());
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for p in 0..producers {
+        let (publishers, senders, cumulative, payload) =
+            (publishers.clone(), senders.clone(), cumulative.clone(), payload.clone());
+        let (counters, rate_at, tagged, duration) =
+            (counters.clone(), rate_at.clone(), tracker.is_some(), o.duration);
+        tasks.spawn(async move {
+            let total = *cumulative.last().unwrap_or(&1);
+            let mut rng = fastrand::Rng::new();
+            let mut seq = 0u64;
+            let mut limiter: Option<(u64, f64, RateLimiter<_, _, _>)> = None;
+            loop {
+                let elapsed = start.elapsed();
+                if elapsed >= duration {
+                    break;
+                }
+                let chunk = match rate_at(elapsed) {
+                    None => 1000,
+                    Some(rate) => {
+                        let mine = (rate / producers as f64).max(1.0);
+                        let second = elapsed.as_secs();
+                        // 5 ms worth of messages per wait, so the bucket is consulted ~200 times a second.
+                        let chunk = ((mine / 200.0) as u32).max(1);
+                        if limiter.as_ref().is_none_or(|(s, r, _)| *s != second || (*r - mine).abs() > 0.5) {
+                            let q =
+                                Quota::per_second(NonZeroU32::new(mine as u32).unwrap_or(NonZeroU32::MIN))
+                                    .allow_burst(NonZeroU32::new(chunk).unwrap_or(NonZeroU32::MIN));
+                            limiter = Some((second, mine, RateLimiter::direct(q)));
+                        }
+                        if let Some((_, _, l)) = &limiter {
+                            let _ = l.until_n_ready(NonZeroU32::new(chunk).unwrap_or(NonZeroU32::MIN)).await;
+                        }
+                        chunk
+                    }
+                };
+                for _ in 0..chunk {
+                    let x = rng.u32(..total);
+                    let i = cumulative.iter().position(|c| x < *c).unwrap_or(0);
+                    let mut msg = Message::new(payload.clone());
+                    if tagged {
+                        msg = msg
+                            .with_attribute(ATTR_PRODUCER, p.to_string())
+                            .with_attribute(ATTR_SEQ, seq.to_string())
+                            .with_attribute(ATTR_SENT_NS, now_ns().to_string());
+                    }
+                    let started = Instant::now();
+                    match publishers[i].publish(&msg).await {
+                        Ok(handle) => {
+                            if senders[i].send(Pending { started, producer: p, seq, handle }).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(_) => {
+                            counters.failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    seq += 1;
+                }
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    drop(senders);
+    for p in &publishers {
+        p.flush().await;
+    }
+    while completions.join_next().await.is_some() {}
+    let mut stats = PublisherStats::default();
+    for p in &publishers {
+        let s = p.stats();
+        stats.messages_published += s.messages_published;
+        stats.messages_failed += s.messages_failed;
+        stats.requests += s.requests;
+        stats.retries += s.retries;
+        stats.body_bytes += s.body_bytes;
+        stats.wire_bytes += s.wire_bytes;
+        stats.flow_control_waits += s.flow_control_waits;
+        stats.flow_control_wait += s.flow_control_wait;
+        stats.request_time += s.request_time;
+        p.shutdown().await;
+    }
+    Ok(Generated { stats })
+}
