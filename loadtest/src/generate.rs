@@ -259,7 +259,7 @@ pub async fn generate(
             let total = *cumulative.last().unwrap_or(&1);
             let mut rng = fastrand::Rng::new();
             let mut seq = 0u64;
-            let mut limiter: Option<(u64, f64, RateLimiter<_, _, _>)> = None;
+            let mut limiter: Option<(u64, NonZeroU32, RateLimiter<_, _, _>)> = None;
             loop {
                 let elapsed = start.elapsed();
                 if elapsed >= duration {
@@ -268,20 +268,26 @@ pub async fn generate(
                 let chunk = match rate_at(elapsed) {
                     None => 1000,
                     Some(rate) => {
-                        let mine = (rate / producers as f64).max(1.0);
                         let second = elapsed.as_secs();
-                        // 5 ms worth of messages per wait, so the bucket is consulted ~200 times a second.
-                        let chunk = ((mine / 200.0) as u32).max(1);
-                        if limiter.as_ref().is_none_or(|(s, r, _)| *s != second || (*r - mine).abs() > 0.5) {
+                        if limiter.as_ref().is_none_or(|(s, _, _)| *s != second) {
+                            let mine = (rate / producers as f64).max(1.0);
+                            // 5 ms worth of messages per wait, so the bucket is consulted ~200
+                            // times a second; the bucket (and its chunk) is set once a second.
+                            let chunk =
+                                NonZeroU32::new(((mine / 200.0) as u32).max(1)).unwrap_or(NonZeroU32::MIN);
                             let q =
                                 Quota::per_second(NonZeroU32::new(mine as u32).unwrap_or(NonZeroU32::MIN))
-                                    .allow_burst(NonZeroU32::new(chunk).unwrap_or(NonZeroU32::MIN));
-                            limiter = Some((second, mine, RateLimiter::direct(q)));
+                                    .allow_burst(chunk);
+                            limiter = Some((second, chunk, RateLimiter::direct(q)));
                         }
-                        if let Some((_, _, l)) = &limiter {
-                            let _ = l.until_n_ready(NonZeroU32::new(chunk).unwrap_or(NonZeroU32::MIN)).await;
+                        match &limiter {
+                            Some((_, chunk, l)) => {
+                                // The chunk never exceeds the burst, so this only waits.
+                                let _ = l.until_n_ready(*chunk).await;
+                                chunk.get()
+                            }
+                            None => 1,
                         }
-                        chunk
                     }
                 };
                 for _ in 0..chunk {
