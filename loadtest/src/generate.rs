@@ -30,6 +30,9 @@ pub const ATTR_SEQ: &str = "lt_seq";
 /// See [`ATTR_PRODUCER`].
 pub const ATTR_SENT_NS: &str = "lt_sent_ns";
 
+/// Random bytes the payloads are cut from.
+const PAYLOAD_POOL: usize = 1 << 20;
+
 /// The client, the topics and whatever was started for the target.
 pub struct Setup {
     /// The client.
@@ -247,7 +250,11 @@ pub async fn generate(
             Some(*acc)
         })
         .collect();
-    let payload = Bytes::from((0..o.payload_bytes).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>());
+    // Each message takes its payload at a random offset of 1 MiB of random bytes: as
+    // compressible as real payloads (not the same bytes over and over), without a copy.
+    let mut rng = fastrand::Rng::with_seed(7);
+    let payload = Bytes::from((0..PAYLOAD_POOL + o.payload_bytes).map(|_| rng.u8(..)).collect::<Vec<u8>>());
+    let payload_bytes = o.payload_bytes;
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for p in 0..producers {
@@ -293,7 +300,8 @@ pub async fn generate(
                 for _ in 0..chunk {
                     let x = rng.u32(..total);
                     let i = cumulative.iter().position(|c| x < *c).unwrap_or(0);
-                    let mut msg = Message::new(payload.clone());
+                    let at = rng.usize(..PAYLOAD_POOL);
+                    let mut msg = Message::new(payload.slice(at..at + payload_bytes));
                     if tagged {
                         msg = msg
                             .with_attribute(ATTR_PRODUCER, p.to_string())
