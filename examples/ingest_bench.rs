@@ -58,6 +58,7 @@ use hyper::server::conn::http1 as server_http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use loadtest::null_sink::{count_messages, message_ids};
 use prost::Message as _;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -533,48 +534,6 @@ async fn sink_answer(
         return Ok(json_response(StatusCode::OK, format!("{{\"name\":\"{name}\"}}")));
     }
     Ok(json_response(StatusCode::NOT_FOUND, r#"{"error":{"code":404,"status":"NOT_FOUND"}}"#))
-}
-
-/// Messages in a publish body: each message's fragment starts with `{"data":` (see
-/// `pubsub_client::wire`), and base64 data never contains `{`. Candidates (`{`) are found eight
-/// bytes at a time, which keeps the sink cheap next to the service.
-fn count_messages(body: &[u8]) -> usize {
-    const OPEN: &[u8] = b"{\"data\":";
-    const LOW: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let is_open = |at: usize| body[at..].starts_with(OPEN);
-    let mut n = 0;
-    let mut chunks = body.chunks_exact(8);
-    let mut base = 0;
-    for chunk in chunks.by_ref() {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word) ^ (LOW * u64::from(b'{'));
-        // A high bit set where a byte of `x` is zero, i.e. where the byte was `{`.
-        let mut hits = x.wrapping_sub(LOW) & !x & HIGH;
-        while hits != 0 {
-            let i = hits.trailing_zeros() as usize / 8;
-            n += usize::from(is_open(base + i));
-            hits &= hits - 1;
-        }
-        base += 8;
-    }
-    n + (base..body.len()).filter(|&i| body[i] == b'{' && is_open(i)).count()
-}
-
-/// `{"messageIds":["<first+1>",...]}` with `n` ids.
-fn message_ids(first: u64, n: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + n * 12);
-    out.extend_from_slice(b"{\"messageIds\":[");
-    for i in 0..n as u64 {
-        if i > 0 {
-            out.push(b',');
-        }
-        // Writing to a Vec cannot fail.
-        let _ = write!(out, "\"{}\"", first + i + 1);
-    }
-    out.extend_from_slice(b"]}");
-    out
 }
 
 // ---------------------------------------------------------------------------------------------

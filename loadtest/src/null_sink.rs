@@ -117,7 +117,7 @@ pub fn count_messages(body: &[u8]) -> usize {
 }
 
 /// `{"messageIds":["<first+1>",...]}` with `n` ids.
-fn message_ids(first: u64, n: usize) -> Vec<u8> {
+pub fn message_ids(first: u64, n: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(16 + n * 12);
     out.extend_from_slice(b"{\"messageIds\":[");
     for i in 0..n as u64 {
