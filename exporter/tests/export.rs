@@ -23,7 +23,27 @@ async fn events_end_once_in_closed_hourly_buckets() {
     assert!(wait_for(Duration::from_secs(60), || manifests(&root).len() == 3).await, "three hours closed");
     let ids = closed_ids(&root);
     assert_eq!(ids.len(), 1200, "every event once");
-    assert!(ids.values().all(|n| *n == 1), "no id twice");
+    if !ids.values().all(|n| *n == 1) {
+        // Say where the copies are before failing.
+        let dups: Vec<_> = ids.iter().filter(|(_, n)| **n > 1).map(|(k, _)| k.clone()).collect();
+        for (dir, m) in manifests(&root) {
+            eprintln!(
+                "{} files {:?} late {} dups {}",
+                dir.display(),
+                m.files.iter().map(|f| (&f.name, f.events)).collect::<Vec<_>>(),
+                m.late_events,
+                m.duplicates_dropped
+            );
+            for f in &m.files {
+                let bytes = std::fs::read(dir.join(&f.name)).expect("read");
+                let evs =
+                    exporter::format::decode_ids(exporter::format::FileFormat::Avro, &bytes).expect("ids");
+                let hits: Vec<_> = evs.iter().filter(|i| dups.contains(i)).take(5).collect();
+                eprintln!("  {} has {:?}", f.name, hits);
+            }
+        }
+        panic!("no id twice: {} dups, e.g. {:?}", dups.len(), &dups[..dups.len().min(5)]);
+    }
     let want: HashSet<String> = events.iter().map(|e| e.id.clone()).collect();
     assert_eq!(ids.keys().cloned().collect::<HashSet<_>>(), want);
     for (dir, m) in manifests(&root) {
