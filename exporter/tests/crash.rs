@@ -7,7 +7,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Env, H10, closed_ids, event, manifests, wait_for};
+use common::{Env, closed_ids, event, h0, manifests, wait_for};
 
 fn spawn(config: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_exporter"))
@@ -33,7 +33,7 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     let config = env.config_file(3600, 15);
     let root = env.root();
     let n = 3000;
-    let events: Vec<_> = (0..n).map(|i| event(&format!("k{i:05}"), H10 + i * 3)).collect();
+    let events: Vec<_> = (0..n).map(|i| event(&format!("k{i:05}"), h0() + i * 3)).collect();
     env.publish(&events).await;
     // Re-published copies, as a re-sending tailer would produce.
     env.publish(&events[1000..1300]).await;
@@ -77,7 +77,7 @@ async fn sigkill_mid_close_is_repaired_by_the_next_start() {
     std::fs::write(&config, text).expect("config");
     let root = env.root();
     let n = 3000;
-    let events: Vec<_> = (0..n).map(|i| event(&format!("c{i:05}"), H10 + i)).collect();
+    let events: Vec<_> = (0..n).map(|i| event(&format!("c{i:05}"), h0() + i)).collect();
     env.publish(&events).await;
     let mut child = spawn(&config);
     // Kill as soon as the first data file of the close appears.

@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{Env, H10, event};
+use common::{Env, event, h0};
 use exporter::Exporter;
 use exporter::format::{FileFormat, decode_file};
 use exporter::manifest::Manifest;
@@ -64,7 +64,7 @@ async fn storage_failures_lose_and_duplicate_nothing() {
         StorageConfig::Gcs { bucket: bucket.clone(), endpoint: Some(proxy.base_url()), prefix: None };
     config.close.allowed_lateness_secs = 3600;
     config.close.idle_secs = 3;
-    let events: Vec<_> = (0..1500).map(|i| event(&format!("g{i:05}"), H10 + i * 5)).collect();
+    let events: Vec<_> = (0..1500).map(|i| event(&format!("g{i:05}"), h0() + i * 5)).collect();
     env.publish(&events).await;
     env.publish(&events[..200]).await;
     let exporter = Exporter::start(config).await.expect("start");

@@ -17,8 +17,19 @@ use pubsub_client::{Client, Message, Subscription, Topic};
 use testkit::Emulator;
 
 pub const PROJECT: &str = "eventpipe-test";
-/// 2026-11-23T10:00:00Z
-pub const H10: i64 = 1_795_428_000;
+/// The start of the hour five hours ago (fixed for the test binary): the tests' events fall in
+/// the three hours from it, all past and well inside the exporter's recent window
+/// (`dedup_window_hours`, in which it finds hours left open by a crash), whatever the date.
+pub fn h0() -> i64 {
+    static H0: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *H0.get_or_init(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_secs() as i64;
+        now - now % 3600 - 5 * 3600
+    })
+}
 
 /// A topic and its `-exporter` subscription, a registry naming it, and a temp directory.
 pub struct Env {
@@ -122,7 +133,9 @@ pub fn event(id: &str, t: i64) -> Event {
     }
 }
 
-/// Files under `root` whose name starts with `prefix`.
+/// Files under `root` whose name starts with `prefix`, leaving out the local store's staging
+/// files (`<name>#<n>`, written in full before they are linked to their name, so reading one
+/// can see it half written).
 pub fn files_named(root: &Path, prefix: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
@@ -131,7 +144,11 @@ pub fn files_named(root: &Path, prefix: &str) -> Vec<PathBuf> {
             let p = entry.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(prefix)) {
+            } else if p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix) && !n.contains('#'))
+            {
                 out.push(p);
             }
         }
