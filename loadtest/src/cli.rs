@@ -118,6 +118,23 @@ impl std::str::FromStr for Topics {
 pub enum ClientKind {
     /// pubsub-client (this project, REST).
     Ours,
+    /// Google's official Rust client, `google-cloud-pubsub` (gRPC; the `official` feature, on by
+    /// default). Not with `--target null`, which speaks only REST.
+    Official,
+    /// A pre-encoded REST blaster: the same body POSTed over and over, the ceiling of any REST
+    /// client against the target (plain-http targets only).
+    Raw,
+}
+
+impl ClientKind {
+    /// The name in summaries.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientKind::Ours => "ours",
+            ClientKind::Official => "official",
+            ClientKind::Raw => "raw",
+        }
+    }
 }
 
 /// Settings of the publishers.
@@ -135,7 +152,8 @@ pub struct PublishOptions {
     /// Topics and weights.
     #[arg(long, default_value = "play=7,search=3")]
     pub topics: Topics,
-    /// The client.
+    /// The client: ours, official (Google's Rust client, gRPC) or raw (a pre-encoded REST
+    /// blaster). `consume` runs ours only.
     #[arg(long, value_enum, default_value_t = ClientKind::Ours)]
     pub client: ClientKind,
     /// Where to publish: emulator, null, pubsub or a URL.

@@ -33,6 +33,9 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<(Summary, Sampler)> {
     let Some(peak) = o.rate.0.map(f64::from) else {
         bail!("consume needs a --rate (the peak of the profile); `max` would only measure the backlog");
     };
+    if o.client != crate::cli::ClientKind::Ours {
+        bail!("consume runs pubsub-client only (--client ours); compare clients with `loadtest publish`");
+    }
     if o.target == crate::cli::Target::Null {
         bail!("consume needs a target that delivers messages: emulator, pubsub or a URL");
     }

@@ -5,14 +5,11 @@
 //! Memory stays bounded: the publishers' flow control (`--max-outstanding-*`) blocks producers,
 //! and the queue from producers to completion tasks holds at most as many handles.
 
-use std::num::NonZeroU32;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use anyhow::Context;
-use bytes::Bytes;
-use governor::{Quota, RateLimiter};
 use pubsub_client::{
     Client, Message, PublishHandle, Publisher, PublisherConfig, PublisherStats, Subscription, Topic,
 };
@@ -20,7 +17,9 @@ use tokio::sync::mpsc;
 
 use crate::cli::{PublishOptions, Target};
 use crate::emulator::Emulator;
+use crate::mix::{Payloads, TopicMix};
 use crate::null_sink::NullSink;
+use crate::pace::{Pacer, RateFn};
 use crate::stats::{Counters, Latency};
 
 /// Attributes a `consume` message carries: producer, sequence number, send time (Unix ns).
@@ -30,9 +29,6 @@ pub const ATTR_SEQ: &str = "lt_seq";
 /// See [`ATTR_PRODUCER`].
 pub const ATTR_SENT_NS: &str = "lt_sent_ns";
 
-/// Random bytes the payloads are cut from.
-const PAYLOAD_POOL: usize = 1 << 20;
-
 /// The client, the topics and whatever was started for the target.
 pub struct Setup {
     /// The client.
@@ -41,6 +37,9 @@ pub struct Setup {
     pub topics: Vec<(String, u32)>,
     /// The target, for the summary.
     pub target: Target,
+    /// `host:port` of a plain-http target (emulator, null sink, `http://` URL); `None` for
+    /// real Pub/Sub and `https://` URLs.
+    pub plain_host: Option<String>,
     _sink: Option<NullSink>,
     _emulator: Option<Emulator>,
     sink_cpu: Option<Box<dyn Fn() -> f64 + Send + Sync>>,
@@ -63,23 +62,26 @@ impl Setup {
 pub async fn setup(o: &PublishOptions) -> anyhow::Result<Setup> {
     let run = format!("{:06x}", fastrand::u32(..0xff_ffff));
     let mut b = Client::builder().with_project(&o.project);
-    let (mut sink, mut emulator) = (None, None);
+    let (mut sink, mut emulator, mut plain_host) = (None, None, None);
     match &o.target {
         Target::Null => {
             let s = NullSink::spawn()?;
-            b = b.with_emulator_host(s.host());
+            plain_host = Some(s.host().to_owned());
             sink = Some(s);
         }
         Target::Emulator => {
             let e = Emulator::from_env_or_start()?;
-            b = b.with_emulator_host(e.host());
+            plain_host = Some(e.host().to_owned());
             emulator = Some(e);
         }
         Target::Pubsub => {}
         Target::Url(u) => match u.strip_prefix("http://") {
-            Some(host) => b = b.with_emulator_host(host.trim_end_matches('/')),
+            Some(host) => plain_host = Some(host.trim_end_matches('/').to_owned()),
             None => b = b.with_endpoint(u),
         },
+    }
+    if let Some(host) = &plain_host {
+        b = b.with_emulator_host(host);
     }
     let client = b.build().await.context("building the Pub/Sub client")?;
     let topics: Vec<(String, u32)> = match o.target {
@@ -108,7 +110,15 @@ pub async fn setup(o: &PublishOptions) -> anyhow::Result<Setup> {
         Box::new(move || crate::proc_stats::cpu_seconds_of(std::path::Path::new(&stat)).unwrap_or(f64::NAN))
             as Box<dyn Fn() -> f64 + Send + Sync>
     });
-    Ok(Setup { client, topics, target: o.target.clone(), _sink: sink, _emulator: emulator, sink_cpu })
+    Ok(Setup {
+        client,
+        topics,
+        target: o.target.clone(),
+        plain_host,
+        _sink: sink,
+        _emulator: emulator,
+        sink_cpu,
+    })
 }
 
 /// The publisher settings of the options.
@@ -196,7 +206,7 @@ struct Pending {
 pub async fn generate(
     o: &PublishOptions,
     setup: &Setup,
-    rate_at: Arc<dyn Fn(Duration) -> Option<f64> + Send + Sync>,
+    rate_at: RateFn,
     counters: Arc<Counters>,
     latency: Arc<Latency>,
     tracker: Option<Arc<Mutex<Tracker>>>,
@@ -242,66 +252,23 @@ pub async fn generate(
             latency.record(&batch);
         });
     }
-    let cumulative: Vec<u32> = setup
-        .topics
-        .iter()
-        .scan(0, |acc, (_, w)| {
-            *acc += w;
-            Some(*acc)
-        })
-        .collect();
-    // Each message takes its payload at a random offset of 1 MiB of random bytes: as
-    // compressible as real payloads (not the same bytes over and over), without a copy.
-    let mut rng = fastrand::Rng::with_seed(7);
-    let payload = Bytes::from((0..PAYLOAD_POOL + o.payload_bytes).map(|_| rng.u8(..)).collect::<Vec<u8>>());
-    let payload_bytes = o.payload_bytes;
+    let mix = TopicMix::new(&setup.topics);
+    let payloads = Payloads::new(o.payload_bytes);
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for p in 0..producers {
-        let (publishers, senders, cumulative, payload) =
-            (publishers.clone(), senders.clone(), cumulative.clone(), payload.clone());
+        let (publishers, senders, mix, payloads) =
+            (publishers.clone(), senders.clone(), mix.clone(), payloads.clone());
         let (counters, rate_at, tagged, duration) =
             (counters.clone(), rate_at.clone(), tracker.is_some(), o.duration);
         tasks.spawn(async move {
-            let total = *cumulative.last().unwrap_or(&1);
             let mut rng = fastrand::Rng::new();
             let mut seq = 0u64;
-            let mut limiter: Option<(u64, NonZeroU32, RateLimiter<_, _, _>)> = None;
-            loop {
-                let elapsed = start.elapsed();
-                if elapsed >= duration {
-                    break;
-                }
-                let chunk = match rate_at(elapsed) {
-                    None => 1000,
-                    Some(rate) => {
-                        let second = elapsed.as_secs();
-                        if limiter.as_ref().is_none_or(|(s, _, _)| *s != second) {
-                            let mine = (rate / producers as f64).max(1.0);
-                            // 5 ms worth of messages per wait, so the bucket is consulted ~200
-                            // times a second; the bucket (and its chunk) is set once a second.
-                            let chunk =
-                                NonZeroU32::new(((mine / 200.0) as u32).max(1)).unwrap_or(NonZeroU32::MIN);
-                            let q =
-                                Quota::per_second(NonZeroU32::new(mine as u32).unwrap_or(NonZeroU32::MIN))
-                                    .allow_burst(chunk);
-                            limiter = Some((second, chunk, RateLimiter::direct(q)));
-                        }
-                        match &limiter {
-                            Some((_, chunk, l)) => {
-                                // The chunk never exceeds the burst, so this only waits.
-                                let _ = l.until_n_ready(*chunk).await;
-                                chunk.get()
-                            }
-                            None => 1,
-                        }
-                    }
-                };
+            let mut pacer = Pacer::new(rate_at, start, duration, producers);
+            while let Some(chunk) = pacer.next().await {
                 for _ in 0..chunk {
-                    let x = rng.u32(..total);
-                    let i = cumulative.iter().position(|c| x < *c).unwrap_or(0);
-                    let at = rng.usize(..PAYLOAD_POOL);
-                    let mut msg = Message::new(payload.slice(at..at + payload_bytes));
+                    let i = mix.pick(&mut rng);
+                    let mut msg = Message::new(payloads.next(&mut rng));
                     if tagged {
                         msg = msg
                             .with_attribute(ATTR_PRODUCER, p.to_string())

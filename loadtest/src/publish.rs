@@ -3,8 +3,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cli::{PublishArgs, PublishOptions};
+use crate::cli::{ClientKind, PublishArgs, PublishOptions};
 use crate::generate::{Generated, Setup, generate, setup};
+use crate::pace::RateFn;
 use crate::stats::{Counters, Latency, Sampler};
 use crate::summary::Summary;
 
@@ -63,8 +64,9 @@ pub fn base_summary(mode: &str, o: &PublishOptions, setup: &Setup, m: &Measured<
     let s = &g.stats;
     Summary {
         mode: mode.to_owned(),
-        client: "ours".to_owned(),
+        client: o.client.name().to_owned(),
         target: setup.target.to_string(),
+        topics: setup.topics.iter().map(|(t, _)| t.clone()).collect(),
         offered_rate: o.rate.0.map_or(0.0, f64::from),
         achieved_rate: (published as f64 / seconds.max(1e-9)).round(),
         published,
@@ -97,7 +99,20 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<(Summary, Sampler)> {
     let rate = o.rate.0.map(f64::from);
     let cpu0 = crate::proc_stats::cpu_seconds();
     let start = Instant::now();
-    let done = generate(&o, &setup, Arc::new(move |_| rate), counters.clone(), latency.clone(), None);
+    let rate_at: RateFn = Arc::new(move |_| rate);
+    let (c, l) = (counters.clone(), latency.clone());
+    let done = async {
+        match o.client {
+            ClientKind::Ours => generate(&o, &setup, rate_at, c, l, None).await,
+            ClientKind::Raw => crate::raw::generate(&o, &setup, rate_at, c, l).await,
+            #[cfg(feature = "official")]
+            ClientKind::Official => crate::official::generate(&o, &setup, rate_at, c, l).await,
+            #[cfg(not(feature = "official"))]
+            ClientKind::Official => {
+                anyhow::bail!("this loadtest was built without the `official` feature (Google's client)")
+            }
+        }
+    };
     let (g, sampler) = sample_until(done, |_| rate.unwrap_or(0.0), &counters, &latency, None, o.quiet).await;
     let g = g?;
     let seconds = start.elapsed().as_secs_f64();

@@ -7,10 +7,13 @@ use serde::Serialize;
 pub struct Summary {
     /// `publish` or `consume`.
     pub mode: String,
-    /// `ours`.
+    /// `ours`, `official` or `raw`.
     pub client: String,
     /// emulator, null, pubsub or the URL.
     pub target: String,
+    /// The topics published to (each with a `<topic>-loadtest` subscription, except on the
+    /// null sink).
+    pub topics: Vec<String>,
     /// Messages per second offered (the peak for a profile); 0 = unpaced (`max`).
     pub offered_rate: f64,
     /// Messages confirmed per second over the run (until the last confirmation).

@@ -1,5 +1,7 @@
-//! The `loadtest` binary end to end: a short producer run against the null sink, a short
-//! consumer run against the emulator with its HTML report, and bad arguments.
+//! The `loadtest` binary end to end: a short producer run against the null sink, the three
+//! clients (ours, Google's official one, the raw blaster) against the emulator with every
+//! confirmed message found in the topics' subscriptions, a short consumer run with its HTML
+//! report, and bad arguments.
 
 use std::process::Command;
 
@@ -99,6 +101,82 @@ fn consume_against_the_emulator_loses_nothing_and_reports() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Pulls and acknowledges `<topic>-loadtest` of every topic in the summary `j` until `want`
+/// messages of `payload` bytes have come (or a deadline passes); returns how many came.
+fn drain_topics(j: &serde_json::Value, want: u64, payload: usize) -> u64 {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let client = pubsub_client::Client::builder()
+            .with_project("eventpipe-loadtest")
+            .with_emulator_host(Emulator::shared().host())
+            .build()
+            .await
+            .expect("client");
+        let subs: Vec<String> = j["topics"]
+            .as_array()
+            .expect("topics in the summary")
+            .iter()
+            .map(|t| format!("{}-loadtest", t.as_str().expect("topic")))
+            .collect();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut got = 0u64;
+        while got < want && std::time::Instant::now() < deadline {
+            for sub in &subs {
+                let msgs = client.pull_immediately(sub, 1000).await.expect("pull");
+                assert!(msgs.iter().all(|m| m.data.len() == payload), "payloads of {payload} bytes");
+                got += msgs.len() as u64;
+                let ids: Vec<String> = msgs.into_iter().map(|m| m.ack_id).collect();
+                if !ids.is_empty() {
+                    client.acknowledge(sub, &ids).await.expect("ack");
+                }
+            }
+        }
+        got
+    })
+}
+
+#[test]
+fn every_client_publishes_to_the_emulator_and_the_messages_arrive() {
+    for client in ["official", "raw", "ours"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+            .args(["publish", "--client", client, "--target", "emulator", "--duration", "2s"])
+            .args(["--rate", "3000", "--batch-messages", "100", "--payload-bytes", "64", "--json"])
+            .env("PUBSUB_EMULATOR_HOST", Emulator::shared().host())
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{client}: {}", String::from_utf8_lossy(&out.stderr));
+        let j = last_json(&out);
+        assert_eq!(j["client"], client);
+        assert_eq!(j["failed"], 0, "{j}");
+        let published = j["published"].as_u64().expect("published");
+        assert!(published > 0 && published <= 6_100, "{client} paced at 3000/s for 2 s: {j}");
+        assert!(j["cpu_ns_per_msg"].as_f64().is_some_and(|c| c > 0.0), "{j}");
+        // Every confirmed message is in the topics' subscriptions (and nothing more).
+        assert_eq!(drain_topics(&j, published, 64), published, "{client}: {j}");
+    }
+}
+
+#[test]
+fn the_raw_blaster_sends_whole_pre_encoded_batches() {
+    let out = loadtest(&[
+        "publish",
+        "--client",
+        "raw",
+        "--target",
+        "null",
+        "--duration",
+        "1s",
+        "--batch-messages",
+        "500",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let j = last_json(&out);
+    let (published, requests) = (j["published"].as_u64().expect("n"), j["requests"].as_u64().expect("r"));
+    assert!(requests > 0 && published == requests * 500, "{j}");
+    assert_eq!(j["wire_bytes"], j["body_bytes"], "no gzip: {j}");
+}
+
 #[test]
 fn bad_arguments_are_named() {
     let out = loadtest(&["publish", "--topics", "play=x"]);
@@ -107,6 +185,12 @@ fn bad_arguments_are_named() {
     let out = loadtest(&["consume", "--target", "null", "--rate", "10"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("consume needs a target that delivers messages"));
+    let out = loadtest(&["publish", "--client", "official", "--target", "null", "--duration", "1s"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("speaks gRPC and the null sink only REST"));
+    let out = loadtest(&["consume", "--client", "raw", "--rate", "10"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("consume runs pubsub-client only"));
 }
 
 fn tempfile_dir() -> std::path::PathBuf {
