@@ -2,11 +2,13 @@
 //! Pub/Sub deliveries to acknowledge once it is written), part files being written, and the
 //! ids already written (the in-memory cache of what its part files hold).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Instant;
 
 use event_model::Event;
 use pubsub_client::Delivery;
+
+use crate::idcache::IdCache;
 
 /// An event waiting for its part file, and every delivery that carried its id.
 #[derive(Debug)]
@@ -28,14 +30,15 @@ pub(crate) enum Offer {
 }
 
 /// An open bucket.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Bucket {
     pub buffer: Vec<Pending>,
     buffered: HashMap<String, usize>,
     pub bytes: usize,
     pub first_at: Option<Instant>,
-    /// Ids in this bucket's part files (loaded from storage on first use).
-    pub written: HashSet<String>,
+    /// Recent ids of this bucket's part files (loaded from storage on first use), bounded:
+    /// the merge at close drops whatever duplicate it no longer knows.
+    pub written: IdCache,
     pub loaded: bool,
     /// Part files being written: their oldest event time (seconds) and count.
     pub in_flight: HashMap<u64, i64>,
@@ -43,6 +46,20 @@ pub(crate) struct Bucket {
 }
 
 impl Bucket {
+    /// An empty bucket remembering up to `cached_ids` written ids.
+    pub(crate) fn new(cached_ids: usize) -> Self {
+        Bucket {
+            buffer: Vec::new(),
+            buffered: HashMap::new(),
+            bytes: 0,
+            first_at: None,
+            written: IdCache::new(cached_ids),
+            loaded: false,
+            in_flight: HashMap::new(),
+            duplicates: 0,
+        }
+    }
+
     /// Offers an event. Returns the delivery back when the caller must acknowledge it now.
     pub(crate) fn offer(
         &mut self,

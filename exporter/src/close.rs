@@ -68,6 +68,8 @@ impl Core {
         let ids_name = format!("{IDS_PREFIX}{}", self.replica);
         self.buckets.create(&manifest::object(key, &ids_name), ids.finish()).await;
         let duplicates = merged_duplicates + self.open.get(key).map_or(0, |b| b.duplicates);
+        // Ids the bounded dedup cache let go of: their duplicates were dropped by the merge.
+        let forgotten = self.open.get(key).map_or(0, |b| b.written.forgotten());
         let m = Manifest {
             event_type: key.0.clone(),
             hour: rfc3339(key.1),
@@ -85,7 +87,15 @@ impl Core {
         match self.buckets.create(&manifest::object(key, MANIFEST), body.into()).await {
             Created::Now => {
                 self.metrics.hours_closed.inc();
-                tracing::info!(bucket = %manifest::prefix(key), events = m.event_count, duplicates, late, "hour closed");
+                tracing::info!(
+                    bucket = %manifest::prefix(key),
+                    events = m.event_count,
+                    duplicates,
+                    merged_duplicates,
+                    forgotten,
+                    late,
+                    "hour closed"
+                );
             }
             Created::Existed => {
                 tracing::info!(bucket = %manifest::prefix(key), "hour closed by another replica first")

@@ -113,6 +113,13 @@ pub struct CloseConfig {
     /// How many hours back closed buckets are checked for late duplicates. Default: 48.
     #[serde(default = "default_recent_hours")]
     pub dedup_window_hours: u64,
+    /// Ids per open hour kept in memory to drop a duplicate before it is written again (about
+    /// 100 bytes each). Beyond it the oldest half is forgotten: a duplicate of a forgotten id
+    /// is written to another part file and dropped when the hour closes (the merge by id), so
+    /// output stays exactly-once and memory stays bounded for hours of any size. Default:
+    /// 500000.
+    #[serde(default = "default_dedup_cache_ids")]
+    pub dedup_cache_ids: usize,
     /// How often the watermark is evaluated, in milliseconds. Default: 1000.
     #[serde(default = "default_tick_ms")]
     pub tick_ms: u64,
@@ -168,6 +175,9 @@ fn default_idle() -> u64 {
 fn default_recent_hours() -> u64 {
     48
 }
+fn default_dedup_cache_ids() -> usize {
+    500_000
+}
 fn default_tick_ms() -> u64 {
     1000
 }
@@ -197,6 +207,7 @@ impl Default for CloseConfig {
             allowed_lateness_secs: default_lateness(),
             idle_secs: default_idle(),
             dedup_window_hours: default_recent_hours(),
+            dedup_cache_ids: default_dedup_cache_ids(),
             tick_ms: default_tick_ms(),
         }
     }
@@ -280,6 +291,9 @@ impl Config {
         }
         if self.subscription_suffix.is_empty() {
             return bad("subscription_suffix is empty");
+        }
+        if self.close.dedup_cache_ids < 2 {
+            return bad("close.dedup_cache_ids must be at least 2");
         }
         Ok(())
     }

@@ -90,6 +90,7 @@ impl Core {
         let now = now_secs();
         let window = self.cfg.close.dedup_window_hours as i64 * HOUR;
         let types: Vec<String> = self.registry.types().map(|t| t.name.clone()).collect();
+        let cached = self.cfg.close.dedup_cache_ids;
         for t in types {
             let mut hour = hour_of(now - window);
             while hour <= now {
@@ -99,7 +100,7 @@ impl Core {
                     self.closed.insert(key, None);
                 } else if names.iter().any(|n| n.starts_with("part-")) {
                     tracing::info!(bucket = %manifest::prefix(&key), "open hour found from an earlier run");
-                    self.open.entry(key).or_default();
+                    self.open.entry(key).or_insert_with(|| Bucket::new(cached));
                 }
                 hour += HOUR;
             }
@@ -175,15 +176,14 @@ impl Core {
         if self.open.get(key).is_some_and(|b| b.loaded) {
             return Ok(());
         }
-        let mut written = HashSet::new();
-        for name in self.buckets.list(key).await? {
-            if name.starts_with("part-") {
-                let bytes = self.buckets.read(&manifest::object(key, &name)).await?;
-                written.extend(format::decode_ids(self.cfg.files.format, &bytes)?);
-            }
+        let (cached, fmt) = (self.cfg.close.dedup_cache_ids, self.cfg.files.format);
+        let names = self.buckets.list(key).await?;
+        let b = self.open.entry(key.clone()).or_insert_with(|| Bucket::new(cached));
+        // One part file at a time; the cache keeps the newest ids of an hour of any size.
+        for name in names.iter().filter(|n| n.starts_with("part-")) {
+            let bytes = self.buckets.read(&manifest::object(key, name)).await?;
+            b.written.extend(format::decode_ids(fmt, &bytes)?);
         }
-        let b = self.open.entry(key.clone()).or_default();
-        b.written.extend(written);
         b.loaded = true;
         Ok(())
     }
@@ -333,7 +333,8 @@ impl Core {
             return Ok(());
         }
         self.metrics.events_written.inc_by(events.len() as u64);
-        let b = self.open.entry(key).or_default();
+        let cached = self.cfg.close.dedup_cache_ids;
+        let b = self.open.entry(key).or_insert_with(|| Bucket::new(cached));
         for p in events {
             b.written.insert(p.event.id);
             ack_all(p.deliveries);
@@ -385,6 +386,7 @@ impl Core {
     fn gauges(&self, now: i64) {
         let m = &self.metrics;
         m.open_buckets.set(self.open.len() as i64);
+        m.dedup_cached_ids.set(self.open.values().map(|b| b.written.len() as i64).sum());
         if self.watermark > i64::MIN {
             m.watermark_lag_seconds.set(now - self.watermark);
         }

@@ -31,6 +31,7 @@ mod core;
 mod error;
 mod exporter;
 pub mod format;
+mod idcache;
 pub mod manifest;
 mod metrics;
 pub mod storage;

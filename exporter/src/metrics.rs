@@ -27,6 +27,9 @@ pub struct Metrics {
     pub undecodable: Counter,
     /// Buckets open (events buffered, being written, or written and not yet closed).
     pub open_buckets: Gauge,
+    /// Written ids held in memory by the open buckets' dedup caches (bounded by
+    /// `close.dedup_cache_ids` per bucket).
+    pub dedup_cached_ids: Gauge,
     /// Seconds the watermark is behind the clock.
     pub watermark_lag_seconds: Gauge,
     /// Age in seconds of the oldest message received and not yet acknowledged.
@@ -59,6 +62,11 @@ impl Metrics {
                 Counter::default()
             ),
             open_buckets: reg!("open_buckets", "Buckets not yet closed", Gauge::default()),
+            dedup_cached_ids: reg!(
+                "dedup_cached_ids",
+                "Written ids held in memory by the open buckets' dedup caches",
+                Gauge::default()
+            ),
             watermark_lag_seconds: reg!(
                 "watermark_lag_seconds",
                 "Watermark behind the clock",

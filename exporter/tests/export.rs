@@ -109,3 +109,30 @@ async fn two_replicas_on_one_subscription_write_each_event_once() {
     a.shutdown().await.expect("a");
     b.shutdown().await.expect("b");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tiny_id_cache_still_writes_each_event_once() {
+    let env = Env::new().await;
+    // 900 events over one hour, then 300 copies: with two ids cached per hour almost every
+    // copy is written again, and the merge at close must drop it.
+    let events: Vec<Event> = (0..900).map(|i| event(&format!("t{i:05}"), h0() + i * 3)).collect();
+    env.publish(&events).await;
+    let mut config = env.config();
+    config.close.dedup_cache_ids = 2;
+    // Idle long enough for the copies to arrive while the hour is open.
+    config.close.idle_secs = 10;
+    let exporter = Exporter::start(config).await.expect("start");
+    assert!(wait_for(Duration::from_secs(30), || exporter.metrics().events_written.get() >= 900).await);
+    env.publish(&events[300..600]).await;
+    let root = env.root();
+    assert!(wait_for(Duration::from_secs(60), || manifests(&root).len() == 1).await, "the hour closed");
+    let ids = closed_ids(&root);
+    assert_eq!(ids.len(), 900, "every event");
+    assert!(ids.values().all(|n| *n == 1), "no id twice");
+    // The cache had forgotten the copies' ids, so they were written to part files and the
+    // merge by id dropped them.
+    assert!(env.part_events() > 900, "copies reached part files: {}", env.part_events());
+    let (_, m) = &manifests(&root)[0];
+    assert!(m.duplicates_dropped >= 300, "the copies are counted: {}", m.duplicates_dropped);
+    exporter.shutdown().await.expect("shutdown");
+}

@@ -192,6 +192,11 @@ pub struct PublishOptions {
     /// No live progress on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// At the end, delete the topics and subscriptions this run created (not with `--target
+    /// pubsub`, whose topics are yours). The emulator keeps every message it is given, so
+    /// back-to-back runs against one emulator need this to stay within its memory.
+    #[arg(long)]
+    pub cleanup: bool,
 }
 
 /// `loadtest publish`.

@@ -120,6 +120,9 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<(Summary, Sampler)> {
     s.duplicates = Some(dups);
     s.e2e_p50_ms = Some(e50);
     s.e2e_p99_ms = Some(e99);
+    if o.cleanup {
+        setup.cleanup().await;
+    }
     Ok((s, sampler))
 }
 

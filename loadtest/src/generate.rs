@@ -121,6 +121,25 @@ pub async fn setup(o: &PublishOptions) -> anyhow::Result<Setup> {
     })
 }
 
+impl Setup {
+    /// Deletes the subscriptions and topics [`setup`] created with a run id (all but real
+    /// Pub/Sub's and the null sink's); failures are reported on stderr, not fatal.
+    pub async fn cleanup(&self) {
+        if matches!(self.target, Target::Pubsub | Target::Null) {
+            return;
+        }
+        for (t, _) in &self.topics {
+            let sub = Setup::subscription_of(t);
+            if let Err(e) = self.client.delete_subscription(&sub).await {
+                eprintln!("could not delete subscription {sub}: {e}");
+            }
+            if let Err(e) = self.client.delete_topic(t).await {
+                eprintln!("could not delete topic {t}: {e}");
+            }
+        }
+    }
+}
+
 /// The publisher settings of the options.
 pub fn publisher_config(o: &PublishOptions) -> PublisherConfig {
     let mut c = PublisherConfig::default()

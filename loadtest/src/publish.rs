@@ -118,5 +118,9 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<(Summary, Sampler)> {
     let seconds = start.elapsed().as_secs_f64();
     let cpu = crate::proc_stats::cpu_seconds() - cpu0;
     let m = Measured { generated: &g, counters: &counters, latency: &latency, seconds, cpu_seconds: cpu };
-    Ok((base_summary("publish", &o, &setup, &m), sampler))
+    let summary = base_summary("publish", &o, &setup, &m);
+    if o.cleanup {
+        setup.cleanup().await;
+    }
+    Ok((summary, sampler))
 }

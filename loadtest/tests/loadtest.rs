@@ -157,6 +157,44 @@ fn every_client_publishes_to_the_emulator_and_the_messages_arrive() {
 }
 
 #[test]
+fn cleanup_deletes_what_the_run_created() {
+    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .args([
+            "publish",
+            "--target",
+            "emulator",
+            "--duration",
+            "1s",
+            "--rate",
+            "1000",
+            "--cleanup",
+            "--json",
+        ])
+        .env("PUBSUB_EMULATOR_HOST", Emulator::shared().host())
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let j = last_json(&out);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let client = pubsub_client::Client::builder()
+            .with_project("eventpipe-loadtest")
+            .with_emulator_host(Emulator::shared().host())
+            .build()
+            .await
+            .expect("client");
+        for t in j["topics"].as_array().expect("topics") {
+            let t = t.as_str().expect("topic");
+            let err = client.get_topic(t).await.expect_err("topic deleted");
+            assert!(err.is_not_found(), "{t}: {err}");
+            let sub = format!("{t}-loadtest");
+            let err = client.get_subscription(&sub).await.expect_err("subscription deleted");
+            assert!(err.is_not_found(), "{sub}: {err}");
+        }
+    });
+}
+
+#[test]
 fn the_raw_blaster_sends_whole_pre_encoded_batches() {
     let out = loadtest(&[
         "publish",
