@@ -1,7 +1,10 @@
 //! `--client raw`: a pre-encoded REST blaster, the ceiling any REST client can reach against a
-//! server. One publish body per topic (`--batch-messages` messages of `--payload-bytes`, gzipped
-//! with `--gzip`) is encoded once before the run; then `--max-in-flight` requests per topic are
-//! kept in flight, each POSTing that same body, paced by messages like the other clients.
+//! server under the same limits. One publish body per topic (`--batch-messages` messages of
+//! `--payload-bytes`, gzipped with `--gzip`) is encoded once before the run; then loops POST
+//! that same body, paced by messages like the other clients, each request to a topic picked at
+//! the weights and holding one of that topic's `--max-in-flight` slots, the limit pubsub-client
+//! runs under (so a loop waiting for a slot of a busy topic holds up the others, as a blocked
+//! producer does).
 //!
 //! It speaks only to plain-http targets (emulator, null sink, `http://` URL): it holds no
 //! credentials. A request counts as published for the message ids it gets back.
@@ -28,6 +31,7 @@ struct Prepared {
     url: String,
     body: Bytes,
     messages: u64,
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// The publish body of `n` messages cut from `payloads`, and gzipped with `gzip`.
@@ -72,7 +76,8 @@ pub async fn generate(
         let body = encode_body(&payloads, n, o.gzip)?;
         body_bytes = encode_body(&payloads, n, false)?.len() as u64;
         let url = format!("http://{host}/v1/projects/{}/topics/{topic}:publish", o.project);
-        prepared.push(Prepared { url, body, messages: n as u64 });
+        let slots = Arc::new(tokio::sync::Semaphore::new(o.max_in_flight.max(1)));
+        prepared.push(Prepared { url, body, messages: n as u64, slots });
     }
     let prepared = Arc::new(prepared);
     let loops = o.max_in_flight.max(1) * setup.topics.len();
@@ -101,6 +106,7 @@ pub async fn generate(
                     continue;
                 }
                 credit -= p.messages;
+                let Ok(_slot) = p.slots.acquire().await else { break };
                 let t0 = Instant::now();
                 let mut req =
                     http.post(&p.url).header("content-type", "application/json").body(p.body.clone());
