@@ -113,6 +113,12 @@ pub struct CloseConfig {
     /// How many hours back closed buckets are checked for late duplicates. Default: 48.
     #[serde(default = "default_recent_hours")]
     pub dedup_window_hours: u64,
+    /// How many hours back the exporter looks at start for hours an earlier run left open
+    /// (part files, no manifest), to close them even if no event for them arrives again.
+    /// Default: 168 (7 days, Pub/Sub's default message retention: older events cannot come
+    /// back from the subscription). Never less than `dedup_window_hours`.
+    #[serde(default = "default_recover_hours")]
+    pub recover_hours: u64,
     /// Ids per open hour kept in memory to drop a duplicate before it is written again (about
     /// 100 bytes each). Beyond it the oldest half is forgotten: a duplicate of a forgotten id
     /// is written to another part file and dropped when the hour closes (the merge by id), so
@@ -175,6 +181,9 @@ fn default_idle() -> u64 {
 fn default_recent_hours() -> u64 {
     48
 }
+fn default_recover_hours() -> u64 {
+    7 * 24
+}
 fn default_dedup_cache_ids() -> usize {
     500_000
 }
@@ -208,6 +217,7 @@ impl Default for CloseConfig {
             idle_secs: default_idle(),
             dedup_window_hours: default_recent_hours(),
             dedup_cache_ids: default_dedup_cache_ids(),
+            recover_hours: default_recover_hours(),
             tick_ms: default_tick_ms(),
         }
     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use event_model::{Event, Registry};
+use futures::StreamExt;
 use prost::Message as _;
 use pubsub_client::Delivery;
 use tokio::task::JoinSet;
@@ -19,6 +20,8 @@ use crate::metrics::Metrics;
 use crate::store::{Buckets, Created};
 
 const HOUR: i64 = 3600;
+/// Hour listings in flight at once when looking for hours left open at start.
+const RECOVER_LISTINGS: usize = 32;
 
 /// A part file written (or found written).
 pub(crate) struct WriteDone {
@@ -84,25 +87,39 @@ impl Core {
         }
     }
 
-    /// Finds hours of the recent window left open by an earlier run (parts without manifest),
-    /// so they are closed even if no new event arrives for them.
+    /// Finds hours of the last `recover_hours` left open by an earlier run (parts without
+    /// manifest), so they are closed even if no new event arrives for them.
     pub(crate) async fn recover(&mut self) -> Result<()> {
         let now = now_secs();
-        let window = self.cfg.close.dedup_window_hours as i64 * HOUR;
-        let types: Vec<String> = self.registry.types().map(|t| t.name.clone()).collect();
-        let cached = self.cfg.close.dedup_cache_ids;
-        for t in types {
+        let close = &self.cfg.close;
+        let window = close.recover_hours.max(close.dedup_window_hours) as i64 * HOUR;
+        let cached = close.dedup_cache_ids;
+        let mut keys = Vec::new();
+        for t in self.registry.types() {
             let mut hour = hour_of(now - window);
             while hour <= now {
-                let key = (t.clone(), hour);
-                let names = self.buckets.list(&key).await?;
-                if names.iter().any(|n| n == manifest::MANIFEST) {
-                    self.closed.insert(key, None);
-                } else if names.iter().any(|n| n.starts_with("part-")) {
-                    tracing::info!(bucket = %manifest::prefix(&key), "open hour found from an earlier run");
-                    self.open.entry(key).or_insert_with(|| Bucket::new(cached));
-                }
+                keys.push((t.name.clone(), hour));
                 hour += HOUR;
+            }
+        }
+        // A week of hours per type: listed RECOVER_LISTINGS at a time (GCS answers each in tens
+        // of milliseconds).
+        let buckets = &self.buckets;
+        let listed: Vec<(BucketKey, Result<Vec<String>>)> = futures::stream::iter(keys)
+            .map(|key| async move {
+                let names = buckets.list(&key).await;
+                (key, names)
+            })
+            .buffer_unordered(RECOVER_LISTINGS)
+            .collect()
+            .await;
+        for (key, names) in listed {
+            let names = names?;
+            if names.iter().any(|n| n == manifest::MANIFEST) {
+                self.closed.insert(key, None);
+            } else if names.iter().any(|n| n.starts_with("part-")) {
+                tracing::info!(bucket = %manifest::prefix(&key), "open hour found from an earlier run");
+                self.open.entry(key).or_insert_with(|| Bucket::new(cached));
             }
         }
         Ok(())

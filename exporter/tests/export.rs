@@ -136,3 +136,33 @@ async fn a_tiny_id_cache_still_writes_each_event_once() {
     assert!(m.duplicates_dropped >= 300, "the copies are counted: {}", m.duplicates_dropped);
     exporter.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hour_left_open_days_ago_is_closed_at_the_next_start() {
+    let env = Env::new().await;
+    // Three days back: outside the 48-hour dedup window, inside the week Pub/Sub keeps messages.
+    let old = h0() - 67 * 3600;
+    let events: Vec<Event> = (0..300).map(|i| event(&format!("o{i:05}"), old + i * 7)).collect();
+    env.publish(&events).await;
+    // The first run writes the parts but never goes idle long enough to close the hour.
+    let mut first = env.config();
+    first.close.idle_secs = 3600;
+    // Its shutdown writes what is buffered; a pull still waiting on the emulator is not
+    // worth the default grace period.
+    first.shutdown_timeout_secs = 2;
+    let exporter = Exporter::start(first).await.expect("start");
+    assert!(wait_for(Duration::from_secs(30), || exporter.metrics().events_written.get() >= 300).await);
+    exporter.shutdown().await.expect("shutdown");
+    let root = env.root();
+    assert!(manifests(&root).is_empty(), "the first run closed nothing");
+    assert!(env.part_events() >= 300, "its parts are written");
+    // The next run gets no event for that hour; it must find it open and close it.
+    let exporter = Exporter::start(env.config()).await.expect("restart");
+    assert!(wait_for(Duration::from_secs(30), || manifests(&root).len() == 1).await, "closed at restart");
+    let ids = closed_ids(&root);
+    assert_eq!(ids.len(), 300);
+    assert!(ids.values().all(|n| *n == 1));
+    let hour = event_model::HourBucket::at("play", old).path();
+    assert!(manifests(&root)[0].0.ends_with(&hour), "in {hour}");
+    exporter.shutdown().await.expect("shutdown");
+}
