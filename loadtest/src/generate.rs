@@ -20,7 +20,7 @@ use crate::emulator::Emulator;
 use crate::mix::{Payloads, TopicMix};
 use crate::null_sink::NullSink;
 use crate::pace::{Pacer, RateFn};
-use crate::stats::{Counters, Latency};
+use crate::stats::{Confirmations, Counters, Latency};
 
 /// Attributes a `consume` message carries: producer, sequence number, send time (Unix ns).
 pub const ATTR_PRODUCER: &str = "lt_producer";
@@ -245,30 +245,23 @@ pub async fn generate(
         publishers.push(setup.client.publisher_with_config(topic, cfg.clone())?);
         let (tx, mut rx) = mpsc::channel::<Pending>(o.max_outstanding_messages.max(1));
         senders.push(tx);
-        let (counters, latency, tracker) = (counters.clone(), latency.clone(), tracker.clone());
+        let mut done = Confirmations::new(counters.clone(), latency.clone());
+        let tracker = tracker.clone();
         completions.spawn(async move {
-            let mut batch = Vec::with_capacity(256);
             while let Some(p) = rx.recv().await {
                 match p.handle.await {
                     Ok(_) => {
-                        counters.published.fetch_add(1, Ordering::Relaxed);
-                        batch.push(p.started.elapsed().as_micros() as u64);
+                        done.confirmed(p.started);
                         if let Some(t) = &tracker {
                             t.lock()
                                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                                 .confirm(p.producer, p.seq);
                         }
                     }
-                    Err(_) => {
-                        counters.failed.fetch_add(1, Ordering::Relaxed);
-                    }
+                    Err(_) => done.failed(),
                 }
-                if batch.len() >= 256 || rx.is_empty() {
-                    latency.record(&batch);
-                    batch.clear();
-                }
+                done.flush_if(rx.is_empty());
             }
-            latency.record(&batch);
         });
     }
     let mix = TopicMix::new(&setup.topics);

@@ -26,7 +26,7 @@ use crate::cli::{PublishOptions, Target};
 use crate::generate::{Generated, Setup};
 use crate::mix::{Payloads, TopicMix};
 use crate::pace::{Pacer, RateFn};
-use crate::stats::{Counters, Latency};
+use crate::stats::{Confirmations, Counters, Latency};
 
 struct Pending {
     started: Instant,
@@ -87,25 +87,15 @@ pub async fn generate(
         permits.push(Arc::new(Semaphore::new(max)));
         let (tx, mut rx) = mpsc::channel::<Pending>(max);
         senders.push(tx);
-        let (counters, latency) = (counters.clone(), latency.clone());
+        let mut done = Confirmations::new(counters.clone(), latency.clone());
         completions.spawn(async move {
-            let mut batch = Vec::with_capacity(256);
             while let Some(p) = rx.recv().await {
                 match p.future.await {
-                    Ok(_) => {
-                        counters.published.fetch_add(1, Ordering::Relaxed);
-                        batch.push(p.started.elapsed().as_micros() as u64);
-                    }
-                    Err(_) => {
-                        counters.failed.fetch_add(1, Ordering::Relaxed);
-                    }
+                    Ok(_) => done.confirmed(p.started),
+                    Err(_) => done.failed(),
                 }
-                if batch.len() >= 256 || rx.is_empty() {
-                    latency.record(&batch);
-                    batch.clear();
-                }
+                done.flush_if(rx.is_empty());
             }
-            latency.record(&batch);
         });
     }
     let mix = TopicMix::new(&setup.topics);

@@ -1,8 +1,9 @@
 //! Counters and latency histograms shared by the load generator's tasks, sampled once a second
 //! into the series of the live display, the JSON summary and the HTML report.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -53,6 +54,47 @@ fn quantiles(h: &Histogram<u64>) -> (f64, f64) {
         return (0.0, 0.0);
     }
     (h.value_at_quantile(0.5) as f64 / 1000.0, h.value_at_quantile(0.99) as f64 / 1000.0)
+}
+
+/// What one completion task saw: confirmations counted into the counters, their latencies
+/// handed to the histogram 256 at a time (or when the task's queue is empty), the rest when
+/// it is dropped.
+pub struct Confirmations {
+    counters: Arc<Counters>,
+    latency: Arc<Latency>,
+    batch: Vec<u64>,
+}
+
+impl Confirmations {
+    /// A recorder into `counters` and `latency`.
+    pub fn new(counters: Arc<Counters>, latency: Arc<Latency>) -> Self {
+        Confirmations { counters, latency, batch: Vec::with_capacity(256) }
+    }
+
+    /// A message published at `started` was confirmed.
+    pub fn confirmed(&mut self, started: Instant) {
+        self.counters.published.fetch_add(1, Ordering::Relaxed);
+        self.batch.push(started.elapsed().as_micros() as u64);
+    }
+
+    /// A message failed for good.
+    pub fn failed(&self) {
+        self.counters.failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records the latencies so far when 256 are collected or `idle` (nothing else waiting).
+    pub fn flush_if(&mut self, idle: bool) {
+        if self.batch.len() >= 256 || idle {
+            self.latency.record(&self.batch);
+            self.batch.clear();
+        }
+    }
+}
+
+impl Drop for Confirmations {
+    fn drop(&mut self) {
+        self.latency.record(&self.batch);
+    }
 }
 
 /// Counters of a run.

@@ -101,17 +101,22 @@ fn consume_against_the_emulator_loses_nothing_and_reports() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A pubsub-client on the shared emulator, in the loadtest's default project.
+async fn emulator_client() -> pubsub_client::Client {
+    pubsub_client::Client::builder()
+        .with_project("eventpipe-loadtest")
+        .with_emulator_host(Emulator::shared().host())
+        .build()
+        .await
+        .expect("client")
+}
+
 /// Pulls and acknowledges `<topic>-loadtest` of every topic in the summary `j` until `want`
 /// messages of `payload` bytes have come (or a deadline passes); returns how many came.
 fn drain_topics(j: &serde_json::Value, want: u64, payload: usize) -> u64 {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
-        let client = pubsub_client::Client::builder()
-            .with_project("eventpipe-loadtest")
-            .with_emulator_host(Emulator::shared().host())
-            .build()
-            .await
-            .expect("client");
+        let client = emulator_client().await;
         let subs: Vec<String> = j["topics"]
             .as_array()
             .expect("topics in the summary")
@@ -177,12 +182,7 @@ fn cleanup_deletes_what_the_run_created() {
     let j = last_json(&out);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
-        let client = pubsub_client::Client::builder()
-            .with_project("eventpipe-loadtest")
-            .with_emulator_host(Emulator::shared().host())
-            .build()
-            .await
-            .expect("client");
+        let client = emulator_client().await;
         for t in j["topics"].as_array().expect("topics") {
             let t = t.as_str().expect("topic");
             let err = client.get_topic(t).await.expect_err("topic deleted");
