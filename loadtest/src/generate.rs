@@ -51,6 +51,23 @@ impl Setup {
         self.sink_cpu.as_ref().map(|f| f())
     }
 
+    /// Deletes the subscriptions and topics [`setup`] created with a run id (all but real
+    /// Pub/Sub's and the null sink's); failures are reported on stderr, not fatal.
+    pub async fn cleanup(&self) {
+        if matches!(self.target, Target::Pubsub | Target::Null) {
+            return;
+        }
+        for (t, _) in &self.topics {
+            let sub = Setup::subscription_of(t);
+            if let Err(e) = self.client.delete_subscription(&sub).await {
+                eprintln!("could not delete subscription {sub}: {e}");
+            }
+            if let Err(e) = self.client.delete_topic(t).await {
+                eprintln!("could not delete topic {t}: {e}");
+            }
+        }
+    }
+
     /// The subscription of a topic.
     pub fn subscription_of(topic: &str) -> String {
         format!("{topic}-loadtest")
@@ -119,25 +136,6 @@ pub async fn setup(o: &PublishOptions) -> anyhow::Result<Setup> {
         _emulator: emulator,
         sink_cpu,
     })
-}
-
-impl Setup {
-    /// Deletes the subscriptions and topics [`setup`] created with a run id (all but real
-    /// Pub/Sub's and the null sink's); failures are reported on stderr, not fatal.
-    pub async fn cleanup(&self) {
-        if matches!(self.target, Target::Pubsub | Target::Null) {
-            return;
-        }
-        for (t, _) in &self.topics {
-            let sub = Setup::subscription_of(t);
-            if let Err(e) = self.client.delete_subscription(&sub).await {
-                eprintln!("could not delete subscription {sub}: {e}");
-            }
-            if let Err(e) = self.client.delete_topic(t).await {
-                eprintln!("could not delete topic {t}: {e}");
-            }
-        }
-    }
 }
 
 /// The publisher settings of the options.

@@ -2,16 +2,16 @@
 //! (`google-cloud-pubsub`, gRPC), so both clients are measured side by side against the same
 //! emulator in the same session.
 //!
-//! The official publisher has no flow control of its own (its queue is unbounded), so the
-//! producers here hold a permit per message accepted but not yet confirmed, at most
-//! `--max-outstanding-messages` per topic: memory stays bounded and the time spent waiting for
-//! a permit is reported as flow-control wait, as for ours. Batching follows the same settings
+//! The official publisher has no flow control of its own (its queue is unbounded), so a
+//! producer reserves a place in its topic's bounded queue to the completion task before it
+//! publishes: at most `--max-outstanding-messages` per topic are accepted but not yet
+//! confirmed, memory stays bounded and the time spent waiting for a place is reported as
+//! flow-control wait, as for ours. Batching follows the same settings
 //! (`--batch-messages`, `--batch-delay`, at most 10 MB a request). Its gRPC channel speaks
 //! plain HTTP/2 to the emulator (anonymous credentials) and, with application default
 //! credentials, TLS to real Pub/Sub.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -20,7 +20,7 @@ use google_cloud_pubsub::model::Message;
 use google_cloud_pubsub::publisher::PublishFuture;
 use pubsub_client::PublisherStats;
 use pubsub_client::limits::{MAX_MESSAGES_PER_PUBLISH, MAX_PUBLISH_REQUEST_BYTES};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::mpsc;
 
 use crate::cli::{PublishOptions, Target};
 use crate::generate::{Generated, Setup};
@@ -31,7 +31,6 @@ use crate::stats::{Confirmations, Counters, Latency};
 struct Pending {
     started: Instant,
     future: PublishFuture,
-    _permit: OwnedSemaphorePermit,
 }
 
 /// The gRPC endpoint of the target: `Some(http://host:port)` for plain targets, `None` for
@@ -72,7 +71,6 @@ pub async fn generate(
     let base = base_publisher(setup).await?;
     let producers = o.producers.max(1);
     let mut publishers: Vec<Publisher> = Vec::new();
-    let mut permits = Vec::new();
     let mut senders = Vec::new();
     let mut completions = tokio::task::JoinSet::new();
     for (topic, _) in &setup.topics {
@@ -83,9 +81,7 @@ pub async fn generate(
             .set_delay_threshold(o.batch_delay)
             .build();
         publishers.push(p);
-        let max = o.max_outstanding_messages.max(1);
-        permits.push(Arc::new(Semaphore::new(max)));
-        let (tx, mut rx) = mpsc::channel::<Pending>(max);
+        let (tx, mut rx) = mpsc::channel::<Pending>(o.max_outstanding_messages.max(1));
         senders.push(tx);
         let mut done = Confirmations::new(counters.clone(), latency.clone());
         completions.spawn(async move {
@@ -103,7 +99,7 @@ pub async fn generate(
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..producers {
-        let (publishers, permits, senders) = (publishers.clone(), permits.clone(), senders.clone());
+        let (publishers, senders) = (publishers.clone(), senders.clone());
         let (mix, payloads, rate_at, duration) = (mix.clone(), payloads.clone(), rate_at.clone(), o.duration);
         tasks.spawn(async move {
             let mut rng = fastrand::Rng::new();
@@ -113,21 +109,19 @@ pub async fn generate(
                 for _ in 0..chunk {
                     let i = mix.pick(&mut rng);
                     let started = Instant::now();
-                    let permit = match permits[i].clone().try_acquire_owned() {
-                        Ok(p) => p,
-                        Err(_) => {
-                            let Ok(p) = permits[i].clone().acquire_owned().await else {
-                                return (waits, waited);
-                            };
+                    // The place in the queue is the flow-control permit: taken before publishing.
+                    let place = match senders[i].try_reserve() {
+                        Ok(place) => place,
+                        Err(mpsc::error::TrySendError::Full(())) => {
+                            let Ok(place) = senders[i].reserve().await else { return (waits, waited) };
                             waits += 1;
                             waited += started.elapsed();
-                            p
+                            place
                         }
+                        Err(mpsc::error::TrySendError::Closed(())) => return (waits, waited),
                     };
                     let future = publishers[i].publish(Message::new().set_data(payloads.next(&mut rng)));
-                    if senders[i].send(Pending { started, future, _permit: permit }).await.is_err() {
-                        return (waits, waited);
-                    }
+                    place.send(Pending { started, future });
                 }
             }
             (waits, waited)
@@ -144,8 +138,6 @@ pub async fn generate(
         p.flush().await;
     }
     while completions.join_next().await.is_some() {}
-    stats.messages_published = counters.published.load(Ordering::Relaxed);
-    stats.messages_failed = counters.failed.load(Ordering::Relaxed);
     Ok(Generated { stats })
 }
 
