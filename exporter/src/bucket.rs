@@ -3,6 +3,8 @@
 //! ids already written (the in-memory cache of what its part files hold).
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use event_model::Event;
@@ -16,6 +18,16 @@ pub(crate) struct Pending {
     pub event: Event,
     pub deliveries: Vec<Delivery>,
     pub received: Instant,
+    /// Placed in its own hour (it holds the watermark back until written); late and
+    /// out-of-bounds events never do.
+    pub on_time: bool,
+}
+
+impl Pending {
+    /// A new event with the delivery that brought it.
+    pub(crate) fn new(event: Event, delivery: Delivery) -> Self {
+        Pending { event, deliveries: vec![delivery], received: Instant::now(), on_time: true }
+    }
 }
 
 /// What happened to an event offered to a bucket.
@@ -40,8 +52,10 @@ pub(crate) struct Bucket {
     /// the merge at close drops whatever duplicate it no longer knows.
     pub written: IdCache,
     pub loaded: bool,
-    /// Part files being written: their oldest event time (seconds) and count.
-    pub in_flight: HashMap<u64, i64>,
+    /// Part files being written, or durable and waiting for the hour's seal to resolve:
+    /// their oldest on-time event time (seconds), if any, and whether they are durable yet
+    /// (a durable part no longer holds the watermark: its fate is the hour's commit).
+    pub in_flight: HashMap<u64, (Option<i64>, Arc<AtomicBool>)>,
     pub duplicates: u64,
 }
 
@@ -60,27 +74,22 @@ impl Bucket {
         }
     }
 
-    /// Offers an event. Returns the delivery back when the caller must acknowledge it now.
-    pub(crate) fn offer(
-        &mut self,
-        event: Event,
-        delivery: Delivery,
-        size: usize,
-    ) -> (Offer, Option<Delivery>) {
-        if self.written.contains(&event.id) {
+    /// Offers an event. Returns its deliveries back when the caller must acknowledge them now.
+    pub(crate) fn offer(&mut self, p: Pending, size: usize) -> (Offer, Vec<Delivery>) {
+        if self.written.contains(&p.event.id) {
             self.duplicates += 1;
-            return (Offer::DuplicateWritten, Some(delivery));
+            return (Offer::DuplicateWritten, p.deliveries);
         }
-        if let Some(&i) = self.buffered.get(&event.id) {
+        if let Some(&i) = self.buffered.get(&p.event.id) {
             self.duplicates += 1;
-            self.buffer[i].deliveries.push(delivery);
-            return (Offer::DuplicateBuffered, None);
+            self.buffer[i].deliveries.extend(p.deliveries);
+            return (Offer::DuplicateBuffered, Vec::new());
         }
-        self.buffered.insert(event.id.clone(), self.buffer.len());
-        self.buffer.push(Pending { event, deliveries: vec![delivery], received: Instant::now() });
+        self.buffered.insert(p.event.id.clone(), self.buffer.len());
+        self.buffer.push(p);
         self.bytes += size;
         self.first_at.get_or_insert_with(Instant::now);
-        (Offer::Buffered, None)
+        (Offer::Buffered, Vec::new())
     }
 
     /// Takes the buffer for a part file.
@@ -91,10 +100,11 @@ impl Bucket {
         std::mem::take(&mut self.buffer)
     }
 
-    /// Oldest event time (seconds) buffered or being written.
+    /// Oldest on-time event time (seconds) buffered or being written.
     pub(crate) fn low(&self) -> Option<i64> {
-        let buffered = self.buffer.iter().filter_map(|p| p.event.event_time.map(|t| t.seconds)).min();
-        buffered.into_iter().chain(self.in_flight.values().copied()).min()
+        let buffered = self.buffer.iter().filter(|p| p.on_time).filter_map(|p| p.event.event_time.map(|t| t.seconds)).min();
+        let writing = self.in_flight.values().filter(|(_, durable)| !durable.load(Ordering::Relaxed));
+        buffered.into_iter().chain(writing.filter_map(|(low, _)| *low)).min()
     }
 
     /// Whether nothing is buffered or being written.

@@ -1,127 +1,225 @@
-//! Closing an hour: merge its part files by id (dropping duplicates), write the data files
-//! and the id index, then the `_SUCCESS` manifest, last. Every object is created with a
-//! create-only precondition, so a retry after a crash or a second replica racing to close the
-//! same hour never overwrites anything: the manifest that exists first wins, and data files
-//! it does not list are ignored by readers.
+//! Closing an hour (a task of its own, beside pulling and acknowledging): seal it, list its
+//! staged parts, merge them by id (dropping duplicates, and late copies already in their own
+//! hour's dedup record) into data files written under staging, check the seal is still held,
+//! create the commit record, publish it (copy the files into the hour folder, `_SUCCESS` last)
+//! and delete the hour's staging folder. See ARCHITECTURE.md ("The close protocol").
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::sync::Arc;
 
-use event_model::{Event, format_rfc3339};
+use event_model::{Event, EventType, format_rfc3339};
+use object_store::path::Path;
 use prost_types::Timestamp;
 
-use crate::core::{Core, now_secs};
-use crate::error::Result;
-use crate::format;
-use crate::manifest::{self, BucketKey, FileEntry, IDS_PREFIX, MANIFEST, Manifest};
-use crate::store::Created;
+use crate::core::now_secs;
+use crate::dedup;
+use crate::error::{Error, Result};
+use crate::format::{self, AvroCodec, FileFormat};
+use crate::layout::{self, COMMIT, HourKey, PART_PREFIX};
+use crate::manifest::{Commit, Copy, FileEntry, Manifest};
+use crate::seal::{self, Sealing, Staleness};
+use crate::store::{Buckets, Created, encode_ids};
 
-fn rfc3339(seconds: i64) -> String {
+const HOUR: i64 = 3600;
+
+pub(crate) fn rfc3339(seconds: i64) -> String {
     format_rfc3339(&Timestamp { seconds, nanos: 0 })
 }
 
-impl Core {
-    /// Closes `key`, whose events are all written (nothing buffered or in flight).
-    pub(crate) async fn close(&mut self, key: &BucketKey) -> Result<()> {
-        let names = self.buckets.list(key).await?;
-        if names.iter().any(|n| n == MANIFEST) {
-            self.open.remove(key);
-            self.closed.insert(key.clone(), None);
-            return Ok(());
+/// Everything a close needs, owned by its task.
+pub(crate) struct CloseJob {
+    pub key: HourKey,
+    pub spec: Arc<EventType>,
+    pub format: FileFormat,
+    pub codec: AvroCodec,
+    pub max_events: usize,
+    /// This process (`<replica>-<incarnation>`).
+    pub me: String,
+    /// A number unique to this close attempt within the process (in object names).
+    pub attempt: u64,
+    /// The fleet watermark that made the hour due.
+    pub watermark: i64,
+    /// Duplicates this replica dropped for the hour before they were written.
+    pub duplicates_seen: u64,
+    pub stale: Staleness,
+    pub buckets: Buckets,
+}
+
+/// How a close ended.
+#[derive(Debug)]
+pub(crate) enum Closed {
+    /// The hour is closed (`_SUCCESS` exists); `by_me` when this task wrote its commit.
+    Done { by_me: bool, events: u64 },
+    /// Another live closer holds the seal.
+    Busy(String),
+    /// The seal was taken over while this task worked; it published nothing.
+    Fenced,
+}
+
+impl CloseJob {
+    /// Runs the close.
+    pub(crate) async fn run(self) -> Result<Closed> {
+        let key = self.key.clone();
+        if let Some(commit) = self.buckets.commit(&key).await? {
+            self.finish(&commit).await?;
+            return Ok(Closed::Done { by_me: false, events: commit.manifest.event_count });
         }
-        let fmt = self.cfg.files.format;
-        let mut parts: Vec<String> = names.into_iter().filter(|n| n.starts_with("part-")).collect();
+        let generation = match seal::acquire(&self.buckets, &key, &self.me, &self.stale).await? {
+            Sealing::Held(g) => g,
+            Sealing::Busy(holder) => return Ok(Closed::Busy(holder)),
+        };
+        // Listing only after the seal exists: a part made durable before it is listed; one
+        // made durable after it sees the seal and waits for the commit.
+        let staging = Path::from(layout::staging_dir(&key));
+        let mut parts: Vec<String> =
+            self.buckets.list(&staging).await?.into_iter().filter(|n| n.starts_with(PART_PREFIX)).collect();
         parts.sort();
-        let Some(spec) = self.registry.event_type(&key.0).cloned() else { return Ok(()) };
-        // The parts' bytes (compressed) are held; their events are decoded a block at a time
-        // and merged by id, and each data file is written as soon as it is full.
-        let mut bytes = Vec::with_capacity(parts.len());
-        for name in &parts {
-            bytes.push(self.buckets.read(&manifest::object(key, name)).await?);
+        let (commit, mine) = self.merge(&parts, generation).await?;
+        if !seal::still_holds(&self.buckets, &key, generation).await? {
+            tracing::warn!(hour = %layout::hour_dir(&key), "seal taken over while closing; publishing nothing");
+            self.delete_own(&mine).await;
+            return Ok(Closed::Fenced);
         }
-        let mut merge =
-            Merge::new(bytes.iter().map(|b| format::read_events(fmt, b)).collect::<Result<_, _>>()?)?;
-        let mut ids = IdsIndex::default();
-        let (mut files, mut chunk) = (Vec::new(), Vec::new());
-        let (mut count, mut late, mut merged_duplicates) = (0u64, 0u64, 0u64);
-        let max = self.cfg.files.max_events.max(1);
+        let body = bytes::Bytes::from(serde_json::to_vec_pretty(&commit).unwrap_or_default());
+        let commit_path = layout::hour_object(&key, COMMIT);
+        let (commit, by_me) = match self.buckets.create(&commit_path, body).await {
+            Ok(Created::Now | Created::Existed) => (commit, true),
+            Err(Error::Conflict { .. }) => {
+                // Another closer committed first: its record is the hour's output.
+                self.delete_own(&mine).await;
+                let theirs = self.buckets.commit(&key).await?.ok_or_else(|| Error::Manifest {
+                    path: commit_path.to_string(),
+                    reason: "vanished".into(),
+                })?;
+                (theirs, false)
+            }
+            Err(e) => return Err(e),
+        };
+        self.finish(&commit).await?;
+        Ok(Closed::Done { by_me, events: commit.manifest.event_count })
+    }
+
+    /// Publishes `commit` and deletes the hour's staging folder.
+    async fn finish(&self, commit: &Commit) -> Result<()> {
+        seal::publish(&self.buckets, &self.key, commit).await?;
+        let n = self.buckets.delete_all(&Path::from(layout::staging_dir(&self.key))).await?;
+        tracing::debug!(hour = %layout::hour_dir(&self.key), deleted = n, "staging deleted");
+        Ok(())
+    }
+
+    async fn delete_own(&self, names: &[Path]) {
+        for p in names {
+            if let Err(e) = self.buckets.delete(p).await {
+                tracing::debug!(path = %p, error = %e, "cannot delete an abandoned close output");
+            }
+        }
+    }
+
+    /// Merges `parts` into data files, the id index and the late records under staging;
+    /// returns the commit record naming them and the staged objects written.
+    async fn merge(&self, parts: &[String], generation: u32) -> Result<(Commit, Vec<Path>)> {
+        let key = &self.key;
+        let tag = format!("{}-a{}", self.me, self.attempt);
+        // The parts' bytes (compressed) are held; their events are decoded a block at a time.
+        let mut bytes = Vec::with_capacity(parts.len());
+        for name in parts {
+            bytes.push(self.buckets.read(&layout::staging_object(key, name)).await?);
+        }
+        let readers = parts
+            .iter()
+            .zip(&bytes)
+            .map(|(name, b)| format::read_events(format_of(name).unwrap_or(self.format), b))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut merge = Merge::new(readers)?;
+        let mut probe = dedup::Probe::new(self.buckets.clone());
+        let (mut ids, mut files, mut chunk) = (Vec::<String>::new(), Vec::new(), Vec::new());
+        let mut late_by_hour: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+        let (mut late, mut merged_duplicates, mut late_duplicates) = (0u64, 0u64, 0u64);
+        let (mut copies, mut written) = (Vec::new(), Vec::new());
+        let mut last: Option<String> = None;
+        let max = self.max_events.max(1);
         while let Some(e) = merge.next_event()? {
-            if ids.last() == Some(e.id.as_str()) {
+            if last.as_deref() == Some(e.id.as_str()) {
                 merged_duplicates += 1;
                 continue;
             }
-            ids.push(&e.id);
-            count += 1;
-            if e.event_time.is_some_and(|t| t.seconds.div_euclid(3600) * 3600 != key.1) {
+            last = Some(e.id.clone());
+            let own = e.event_time.map(|t| t.seconds.div_euclid(HOUR) * HOUR);
+            if let Some(orig) = own.filter(|h| *h < key.1) {
+                // A late event: drop it if its first copy is in the dedup record of its hour.
+                if probe.contains(&(key.0.clone(), orig), &e.id).await? {
+                    late_duplicates += 1;
+                    continue;
+                }
                 late += 1;
+                late_by_hour.entry(orig).or_default().push(e.id.clone());
             }
+            ids.push(e.id.clone());
             chunk.push(e);
             if chunk.len() == max {
-                files.push(self.write_data_file(key, &spec, files.len(), &chunk).await?);
+                files.push(self.stage_data(files.len(), &tag, &chunk, &mut copies, &mut written).await?);
                 chunk.clear();
             }
         }
         if !chunk.is_empty() {
-            files.push(self.write_data_file(key, &spec, files.len(), &chunk).await?);
+            files.push(self.stage_data(files.len(), &tag, &chunk, &mut copies, &mut written).await?);
         }
         drop(chunk);
-        let ids_name = format!("{IDS_PREFIX}{}", self.replica);
-        self.buckets.create(&manifest::object(key, &ids_name), ids.finish()).await;
-        let duplicates = merged_duplicates + self.open.get(key).map_or(0, |b| b.duplicates);
-        // Ids the bounded dedup cache let go of: their duplicates were dropped by the merge.
-        let forgotten = self.open.get(key).map_or(0, |b| b.written.forgotten());
-        let m = Manifest {
+        let ids_name = format!("_ids-{tag}");
+        let staged = layout::staging_object(key, &format!("ids-{tag}"));
+        self.buckets.create(&staged, encode_ids(ids.iter().map(String::as_str))).await?;
+        copies.push(Copy { from: staged.to_string(), to: layout::hour_object(key, &ids_name).to_string() });
+        written.push(staged);
+        for (orig, mut late_ids) in late_by_hour {
+            late_ids.sort_unstable();
+            let name = format!("late-{}-{tag}", layout::hour_tag(orig));
+            let staged = layout::staging_object(key, &name);
+            self.buckets.create(&staged, encode_ids(late_ids.iter().map(String::as_str))).await?;
+            let to = format!("{}/late-{}-{tag}", layout::dedup_dir(&(key.0.clone(), orig)), layout::hour_tag(key.1));
+            copies.push(Copy { from: staged.to_string(), to });
+            written.push(staged);
+        }
+        let manifest = Manifest {
             event_type: key.0.clone(),
             hour: rfc3339(key.1),
-            event_count: count,
+            event_count: ids.len() as u64,
             files,
             ids_index: ids_name,
-            parts_merged: parts,
-            duplicates_dropped: duplicates,
+            parts_merged: parts.to_vec(),
+            duplicates_dropped: merged_duplicates + late_duplicates + self.duplicates_seen,
             late_events: late,
             watermark: rfc3339(self.watermark),
             closed_at: rfc3339(now_secs()),
-            closed_by: self.replica.clone(),
+            closed_by: self.me.clone(),
         };
-        let body = serde_json::to_vec_pretty(&m).unwrap_or_default();
-        match self.buckets.create(&manifest::object(key, MANIFEST), body.into()).await {
-            Created::Now => {
-                self.metrics.hours_closed.inc();
-                tracing::info!(
-                    bucket = %manifest::prefix(key),
-                    events = m.event_count,
-                    duplicates,
-                    merged_duplicates,
-                    forgotten,
-                    late,
-                    "hour closed"
-                );
-            }
-            Created::Existed => {
-                tracing::info!(bucket = %manifest::prefix(key), "hour closed by another replica first")
-            }
-        }
-        self.open.remove(key);
-        // The id index is the record; it is read back only if a late event needs it.
-        self.closed.insert(key.clone(), None);
-        Ok(())
+        Ok((Commit { seal: generation, copies, manifest }, written))
     }
 
-    /// Writes data file number `n` of `key` (create-only) and returns its manifest entry.
-    async fn write_data_file(
+    /// Writes data file `n` under staging and names its copy into the hour folder.
+    async fn stage_data(
         &self,
-        key: &BucketKey,
-        spec: &event_model::EventType,
         n: usize,
+        tag: &str,
         events: &[Event],
+        copies: &mut Vec<Copy>,
+        written: &mut Vec<Path>,
     ) -> Result<FileEntry> {
-        let fmt = self.cfg.files.format;
-        let name = format!("data-{}-{n:05}{}", self.replica, fmt.extension());
-        let encoded = format::encode_file(fmt, self.cfg.files.codec, spec, events)?;
+        let ext = self.format.extension();
+        let encoded = format::encode_file(self.format, self.codec, &self.spec, events)?;
         let bytes = encoded.bytes.len() as u64;
-        self.buckets.create(&manifest::object(key, &name), encoded.bytes).await;
+        let staged = layout::staging_object(&self.key, &format!("merged-{tag}-{n:05}{ext}"));
+        self.buckets.create(&staged, encoded.bytes).await?;
+        let name = format!("data-{tag}-{n:05}{ext}");
+        copies.push(Copy { from: staged.to_string(), to: layout::hour_object(&self.key, &name).to_string() });
+        written.push(staged);
         Ok(FileEntry { name, events: events.len() as u64, bytes, checksum: encoded.checksum })
     }
+}
+
+/// The format of a data or part file, by its name.
+pub(crate) fn format_of(name: &str) -> Option<FileFormat> {
+    [FileFormat::Avro, FileFormat::NdjsonGzip].into_iter().find(|f| name.ends_with(f.extension()))
 }
 
 /// A k-way merge by id of event streams that are each sorted by id.
@@ -157,42 +255,10 @@ impl<'a> Merge<'a> {
     }
 }
 
-/// The gzipped, newline-separated id index, built as sorted ids arrive.
-struct IdsIndex {
-    z: flate2::write::GzEncoder<Vec<u8>>,
-    last: Option<String>,
-}
-
-impl Default for IdsIndex {
-    fn default() -> Self {
-        IdsIndex { z: flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()), last: None }
-    }
-}
-
-impl IdsIndex {
-    fn last(&self) -> Option<&str> {
-        self.last.as_deref()
-    }
-
-    fn push(&mut self, id: &str) {
-        use std::io::Write as _;
-        let _ = self.z.write_all(id.as_bytes());
-        let _ = self.z.write_all(b"\n");
-        match &mut self.last {
-            Some(l) => id.clone_into(l),
-            None => self.last = Some(id.to_owned()),
-        }
-    }
-
-    fn finish(self) -> bytes::Bytes {
-        bytes::Bytes::from(self.z.finish().unwrap_or_default())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::{AvroCodec, FileFormat, encode_file, read_events};
+    use crate::format::{encode_file, read_events};
 
     fn ev(id: &str) -> Event {
         Event {
@@ -205,35 +271,32 @@ mod tests {
     }
 
     #[test]
-    fn merges_sorted_files_by_id_with_duplicates_adjacent() {
+    fn merges_sorted_files_of_mixed_formats_by_id_with_duplicates_adjacent() {
         let spec = event_model::Registry::from_toml_str("[types.play]\ntopic = \"events-play\"\n")
             .expect("registry")
             .event_type("play")
             .cloned()
             .expect("type");
+        let formats = [FileFormat::Avro, FileFormat::NdjsonGzip, FileFormat::Avro, FileFormat::NdjsonGzip];
         let files: Vec<_> = [vec!["a", "c", "e"], vec!["b", "c", "f"], vec![], vec!["a", "d"]]
             .iter()
-            .map(|ids| {
+            .zip(formats)
+            .map(|(ids, f)| {
                 let events: Vec<Event> = ids.iter().map(|i| ev(i)).collect();
-                encode_file(FileFormat::Avro, AvroCodec::Zstd, &spec, &events).expect("encode").bytes
+                (f, encode_file(f, AvroCodec::Zstd, &spec, &events).expect("encode").bytes)
             })
             .collect();
-        let readers = files.iter().map(|b| read_events(FileFormat::Avro, b)).collect::<Result<Vec<_>, _>>();
-        let mut m = Merge::new(readers.expect("readers")).expect("merge");
+        let readers =
+            files.iter().map(|(f, b)| read_events(*f, b)).collect::<Result<Vec<_>, _>>().expect("readers");
+        let mut m = Merge::new(readers).expect("merge");
         let mut out = Vec::new();
         while let Some(e) = m.next_event().expect("next") {
-            out.push(e.id);
+            out.push(e);
         }
-        assert_eq!(out, ["a", "a", "b", "c", "c", "d", "e", "f"]);
-
-        let mut idx = IdsIndex::default();
-        for id in ["a", "b"] {
-            idx.push(id);
-        }
-        assert_eq!(idx.last(), Some("b"));
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&idx.finish()[..]), &mut text)
-            .expect("gunzip");
-        assert_eq!(text, "a\nb\n");
+        let ids: Vec<&str> = out.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["a", "a", "b", "c", "c", "d", "e", "f"]);
+        assert_eq!(format_of("part-x-1.ndjson.gz"), Some(FileFormat::NdjsonGzip));
+        assert_eq!(format_of("part-x-1.avro"), Some(FileFormat::Avro));
+        assert_eq!(format_of("part-x-1.csv"), None);
     }
 }

@@ -43,8 +43,9 @@ pub struct Config {
     /// `exporter` (what `event-service registry apply` creates).
     #[serde(default = "default_suffix")]
     pub subscription_suffix: String,
-    /// Name of this replica in file names; must differ between replicas running at once.
-    /// Default: the hostname and a random suffix, new at every start.
+    /// Name of this replica in object names and logs. Every object name also carries a fresh
+    /// random incarnation id per process start, so a fixed name (a StatefulSet's pod name) is
+    /// safe across restarts and even if two processes share it. Default: the hostname.
     #[serde(default)]
     pub replica: Option<String>,
     /// Address for `/metrics` and `/healthz`. Default: none.
@@ -110,15 +111,11 @@ pub struct CloseConfig {
     /// still open. The exporter warns at start when it is not.
     #[serde(default = "default_idle")]
     pub idle_secs: u64,
-    /// How many hours back closed buckets are checked for late duplicates. Default: 48.
+    /// How many hours back an event's own closed hour is checked for a first copy (its dedup
+    /// record: the hour's id index and the ids of its events that landed late elsewhere).
+    /// Default: 168 (7 days, Pub/Sub's retention: a replay or seek can bring back that much).
     #[serde(default = "default_recent_hours")]
     pub dedup_window_hours: u64,
-    /// How many hours back the exporter looks at start for hours an earlier run left open
-    /// (part files, no manifest), to close them even if no event for them arrives again.
-    /// Default: 168 (7 days, Pub/Sub's default message retention: older events cannot come
-    /// back from the subscription). Never less than `dedup_window_hours`.
-    #[serde(default = "default_recover_hours")]
-    pub recover_hours: u64,
     /// Ids per open hour kept in memory to drop a duplicate before it is written again (about
     /// 100 bytes each). Beyond it the oldest half is forgotten: a duplicate of a forgotten id
     /// is written to another part file and dropped when the hour closes (the merge by id), so
@@ -129,6 +126,36 @@ pub struct CloseConfig {
     /// How often the watermark is evaluated, in milliseconds. Default: 1000.
     #[serde(default = "default_tick_ms")]
     pub tick_ms: u64,
+    /// How often this process writes its heartbeat and reads the fleet's, in seconds.
+    /// Default: 5.
+    #[serde(default = "default_heartbeat_secs")]
+    pub heartbeat_secs: u64,
+    /// How often the staging folders are listed for hours other processes left (scale-in,
+    /// crashes), in seconds. Default: 30.
+    #[serde(default = "default_scan_secs")]
+    pub scan_secs: u64,
+    /// A seal (an hour being closed) is taken over after this many seconds even if its holder
+    /// still sends heartbeats; one whose holder went silent is taken over once the
+    /// subscription's ack deadline has passed. Default: 1800.
+    #[serde(default = "default_seal_timeout_secs")]
+    pub seal_timeout_secs: u64,
+    /// Hours closed at once by this process. Default: 2.
+    #[serde(default = "default_close_concurrency")]
+    pub concurrency: usize,
+    /// Events dated more than this many seconds after the clock are placed in the hour of
+    /// their receive time (or now) and counted (`exporter_events_out_of_bounds_total`); they
+    /// never open an hour in the future. Default: 3600.
+    #[serde(default = "default_max_future_secs")]
+    pub max_future_secs: u64,
+    /// Events dated more than this many hours before the clock are placed in the earliest
+    /// open hour of their type as late events and counted; they never open or hold an hour.
+    /// Default: 168 (Pub/Sub's retention).
+    #[serde(default = "default_max_event_age_hours")]
+    pub max_event_age_hours: u64,
+    /// Dedup records of closed hours kept in memory (whole hours, least recently used out).
+    /// Default: 4.
+    #[serde(default = "default_dedup_cache_hours")]
+    pub dedup_cache_hours: usize,
 }
 
 /// Subscriber flow control. TOML table `[pull]`.
@@ -179,10 +206,28 @@ fn default_idle() -> u64 {
     90
 }
 fn default_recent_hours() -> u64 {
-    48
-}
-fn default_recover_hours() -> u64 {
     7 * 24
+}
+fn default_heartbeat_secs() -> u64 {
+    5
+}
+fn default_scan_secs() -> u64 {
+    30
+}
+fn default_seal_timeout_secs() -> u64 {
+    1800
+}
+fn default_close_concurrency() -> usize {
+    2
+}
+fn default_max_future_secs() -> u64 {
+    3600
+}
+fn default_max_event_age_hours() -> u64 {
+    7 * 24
+}
+fn default_dedup_cache_hours() -> usize {
+    4
 }
 fn default_dedup_cache_ids() -> usize {
     500_000
@@ -217,8 +262,14 @@ impl Default for CloseConfig {
             idle_secs: default_idle(),
             dedup_window_hours: default_recent_hours(),
             dedup_cache_ids: default_dedup_cache_ids(),
-            recover_hours: default_recover_hours(),
             tick_ms: default_tick_ms(),
+            heartbeat_secs: default_heartbeat_secs(),
+            scan_secs: default_scan_secs(),
+            seal_timeout_secs: default_seal_timeout_secs(),
+            concurrency: default_close_concurrency(),
+            max_future_secs: default_max_future_secs(),
+            max_event_age_hours: default_max_event_age_hours(),
+            dedup_cache_hours: default_dedup_cache_hours(),
         }
     }
 }
@@ -304,6 +355,12 @@ impl Config {
         }
         if self.close.dedup_cache_ids < 2 {
             return bad("close.dedup_cache_ids must be at least 2");
+        }
+        if self.close.heartbeat_secs == 0 || self.close.scan_secs == 0 || self.close.concurrency == 0 {
+            return bad("close.heartbeat_secs, close.scan_secs and close.concurrency must be > 0");
+        }
+        if self.close.max_event_age_hours == 0 {
+            return bad("close.max_event_age_hours must be > 0");
         }
         Ok(())
     }

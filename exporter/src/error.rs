@@ -19,7 +19,15 @@ pub enum Error {
     /// A data file could not be encoded or decoded.
     #[error("data file: {0}")]
     Format(#[from] crate::format::FormatError),
-    /// A manifest could not be read.
+    /// An object that must be created once already exists with other bytes: another process
+    /// wrote the same name, which the naming (incarnation ids) rules out, so it is never taken
+    /// as written.
+    #[error("{path} already exists with other content")]
+    Conflict {
+        /// The object's path.
+        path: String,
+    },
+    /// A manifest, commit record, heartbeat or id index could not be read.
     #[error("manifest {path}: {reason}")]
     Manifest {
         /// The manifest's object path.

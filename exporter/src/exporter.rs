@@ -14,7 +14,9 @@ use crate::core::Core;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::storage;
+use crate::fleet::{Fleet, FleetView, Heartbeat};
 use crate::store::Buckets;
+use object_store::ObjectStore;
 
 /// A running exporter.
 #[derive(Debug)]
@@ -24,21 +26,31 @@ pub struct Exporter {
     core: tokio::task::JoinHandle<Result<()>>,
     pullers: JoinSet<()>,
     replica: String,
+    me: String,
 }
 
 impl Exporter {
-    /// Loads the registry, opens the storage and the subscriptions, recovers hours left open
-    /// by an earlier run, and starts exporting.
+    /// Loads the registry, opens the storage `config` names and the subscriptions, joins the
+    /// fleet (heartbeats, staged hours) and starts exporting.
     pub async fn start(config: Config) -> Result<Exporter> {
+        config.validate()?;
+        let store = storage::open(&config.storage).map_err(Error::Config)?;
+        Self::start_with_store(config, store).await
+    }
+
+    /// Like [`start`](Self::start), writing to `store` (any `object_store` implementation:
+    /// S3, Azure, a wrapper of your own) instead of the one `config.storage` names. Every
+    /// replica of a fleet must see the same store.
+    pub async fn start_with_store(config: Config, store: Arc<dyn ObjectStore>) -> Result<Exporter> {
         config.validate()?;
         let config = Arc::new(config);
         let registry = event_model::Registry::load(&config.registry)?;
-        let store = storage::open(&config.storage).map_err(Error::Config)?;
         let metrics = Arc::new(Metrics::new());
         let replica = config.replica.clone().unwrap_or_else(|| {
-            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "exporter".into());
-            format!("{host}-{:08x}", fastrand::u32(..))
+            std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty() && !h.contains('/')).unwrap_or_else(|| "exporter".into())
         });
+        // A fresh incarnation per process start: no two processes ever write the same name.
+        let me = format!("{replica}-{:016x}", fastrand::u64(..));
         let buckets = Buckets {
             store,
             retry_initial: Duration::from_millis(config.files.retry_initial_ms.max(1)),
@@ -49,28 +61,58 @@ impl Exporter {
             builder = builder.with_emulator_host(host);
         }
         let client = builder.build().await?;
-        let mut core = Core::new(config.clone(), registry.clone(), replica.clone(), buckets, metrics.clone());
-        core.recover().await?;
 
-        let (stop, stop_rx) = watch::channel(false);
-        let (tx, rx) = mpsc::channel::<Delivery>(1024);
-        let mut pullers = JoinSet::new();
+        let mut subs = Vec::new();
+        let mut longest = MIN_LEASE;
         for t in registry.types() {
             let sub_name = format!("{}-{}", t.topic, config.subscription_suffix);
             let deadline = subscription_deadline(&client, &sub_name, &config.close).await;
+            longest = longest.max(deadline);
             let sub_config = SubscriberConfig::default()
                 .with_max_outstanding_messages(config.pull.max_outstanding_messages)
                 .with_max_outstanding_bytes(config.pull.max_outstanding_bytes)
                 // A lease never outlasts the subscription's deadline, so what a crashed replica
                 // held comes back within it.
                 .with_ack_deadline_bounds(MIN_LEASE, deadline.max(MIN_LEASE));
-            let sub = client.subscriber_with_config(&sub_name, sub_config)?;
-            pullers.spawn(pull(
-                sub,
-                tx.clone(),
-                stop_rx.clone(),
-                Duration::from_secs(config.shutdown_timeout_secs),
-            ));
+            subs.push(client.subscriber_with_config(&sub_name, sub_config)?);
+        }
+
+        let heartbeat = Duration::from_secs(config.close.heartbeat_secs);
+        let fleet = Fleet {
+            buckets: buckets.clone(),
+            me: me.clone(),
+            types: registry.types().map(|t| t.name.clone()).collect(),
+            silent_secs: (longest + heartbeat * 2).as_secs() as i64,
+            interval: heartbeat,
+            scan_every: Duration::from_secs(config.close.scan_secs),
+        };
+        // What the fleet knows before this process takes part: its watermarks, staged hours.
+        let mut view = FleetView::default();
+        if let Err(e) = fleet.read(&mut view).await {
+            tracing::warn!(error = %e, "cannot read the fleet's heartbeats at start; starting from the oldest allowed hour");
+        }
+        if let Err(e) = fleet.scan(&mut view).await {
+            tracing::warn!(error = %e, "cannot list the staging folders at start; retried");
+        }
+        let (view_tx, view_rx) = watch::channel(view);
+        let (beat_tx, beat_rx) = watch::channel(Heartbeat::default());
+        let core = Core::new(
+            config.clone(),
+            registry.clone(),
+            replica.clone(),
+            me.clone(),
+            buckets,
+            metrics.clone(),
+            fleet.clone(),
+            view_rx,
+            beat_tx,
+        );
+
+        let (stop, stop_rx) = watch::channel(false);
+        let (tx, rx) = mpsc::channel::<Delivery>(1024);
+        let mut pullers = JoinSet::new();
+        for sub in subs {
+            pullers.spawn(pull(sub, tx.clone(), stop_rx.clone(), Duration::from_secs(config.shutdown_timeout_secs)));
         }
         drop(tx);
         if let Some(addr) = config.metrics_listen {
@@ -79,9 +121,10 @@ impl Exporter {
                 .map_err(|e| Error::Config(format!("metrics_listen {addr}: {e}")))?;
             pullers.spawn(serve_metrics(listener, metrics.clone(), stop_rx.clone()));
         }
-        let core = tokio::spawn(run_core(core, rx, stop_rx));
-        tracing::info!(%replica, types = registry.len(), "exporter started");
-        Ok(Exporter { metrics, stop, core, pullers, replica })
+        let heartbeats = tokio::spawn(crate::fleet::run(fleet.clone(), beat_rx, view_tx, metrics.clone(), stop_rx.clone()));
+        let core = tokio::spawn(run_core(core, rx, stop_rx, heartbeats, fleet));
+        tracing::info!(process = %me, types = registry.len(), "exporter started");
+        Ok(Exporter { metrics, stop, core, pullers, replica, me })
     }
 
     /// The exporter's metrics.
@@ -89,9 +132,14 @@ impl Exporter {
         &self.metrics
     }
 
-    /// This replica's name (in its file names).
+    /// This replica's name.
     pub fn replica(&self) -> &str {
         &self.replica
+    }
+
+    /// This process's name in object names and heartbeats: `<replica>-<incarnation>`.
+    pub fn process(&self) -> &str {
+        &self.me
     }
 
     /// Stops pulling, writes and acknowledges everything buffered, and stops.
@@ -146,42 +194,57 @@ async fn pull(
     sub.shutdown(grace).await;
 }
 
-/// Logs a failed step; the step is retried by the redelivery of its message or the next tick.
-fn logged(step: &str, result: Result<()>) {
-    if let Err(e) = result {
-        tracing::error!(step, error = %e, "exporter step failed; it is retried");
-    }
-}
-
 async fn run_core(
     mut core: Core,
     mut rx: mpsc::Receiver<Delivery>,
     mut stop: watch::Receiver<bool>,
+    heartbeats: tokio::task::JoinHandle<()>,
+    fleet: Fleet,
 ) -> Result<()> {
     let mut tick = tokio::time::interval(core.cfg.tick());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             d = rx.recv() => match d {
-                // A failed delivery is dropped unacknowledged: Pub/Sub delivers it again.
-                Some(d) => logged("delivery", core.on_delivery(d).await),
+                Some(d) => core.on_delivery(d).await,
                 None => break,
             },
             Some(done) = core.writes.join_next() => {
                 if let Ok(done) = done {
-                    logged("written", core.on_written(done).await);
+                    core.on_written(done).await;
                 }
             }
-            _ = tick.tick() => logged("tick", core.tick().await),
+            Some(closed) = core.closes.join_next() => {
+                if let Ok((key, result)) = closed {
+                    core.on_closed(key, result);
+                }
+            }
+            Some(_) = core.chores.join_next() => {}
+            _ = tick.tick() => core.tick().await,
             _ = stop.changed() => break,
         }
     }
-    // Write what is buffered so it is acknowledged now rather than redelivered.
+    // Write what is buffered so it is acknowledged now rather than redelivered; closes in
+    // progress are abandoned (any replica finishes them: every step is create-only).
+    core.closes.abort_all();
     core.cut_all();
-    while let Some(done) = core.writes.join_next().await {
-        if let Ok(done) = done {
-            logged("written", core.on_written(done).await);
+    let grace = Duration::from_secs(core.cfg.shutdown_timeout_secs);
+    let drained = tokio::time::timeout(grace, async {
+        while let Some(done) = core.writes.join_next().await {
+            if let Ok(done) = done {
+                core.on_written(done).await;
+            }
         }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("parts still unsettled at the end of the grace period; their messages come back");
+    }
+    while core.chores.join_next().await.is_some() {}
+    let _ = heartbeats.await;
+    // Nobody has to wait for this process's watermark any more.
+    if let Err(e) = fleet.leave().await {
+        tracing::warn!(error = %e, "cannot delete the heartbeat; it expires");
     }
     Ok(())
 }

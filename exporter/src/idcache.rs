@@ -52,6 +52,7 @@ impl IdCache {
     }
 
     /// Ids forgotten so far to stay within the capacity.
+    #[cfg(test)]
     pub(crate) fn forgotten(&self) -> u64 {
         self.forgotten
     }

@@ -28,12 +28,16 @@ mod bucket;
 mod close;
 mod config;
 mod core;
+mod dedup;
 mod error;
 mod exporter;
+mod fleet;
 pub mod format;
 mod idcache;
+pub mod layout;
 pub mod manifest;
 mod metrics;
+mod seal;
 pub mod storage;
 mod store;
 

@@ -1,39 +1,16 @@
-//! Object names of an hourly bucket and its `_SUCCESS` manifest.
+//! The `_SUCCESS` manifest of a closed hour and the commit record it is published from.
 //!
-//! ```text
-//! <type>/<YYYY-MM-DD>/<HH>/part-<replica>-<seq>.avro   written while the hour is open (sorted by id)
-//! <type>/<YYYY-MM-DD>/<HH>/data-<replica>-<n>.avro     written when the hour closes (merged, deduplicated)
-//! <type>/<YYYY-MM-DD>/<HH>/_ids-<replica>             sorted ids of the closed hour (late-duplicate check)
-//! <type>/<YYYY-MM-DD>/<HH>/_SUCCESS                    the manifest, written last; lists the data files
-//! ```
-//! Readers trust only the files the manifest lists.
+//! Readers trust an hour folder once `_SUCCESS` exists: it then holds exactly the data files
+//! the manifest lists, plus `_`-prefixed metadata. See [`crate::layout`] for every object name.
 
-use event_model::HourBucket;
-use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 
-/// Name of the manifest object.
-pub const MANIFEST: &str = "_SUCCESS";
-/// Name prefix of the id index of a closed hour (`_ids-<replica>`, named by the manifest).
-pub const IDS_PREFIX: &str = "_ids-";
-
-/// (event type, hour start in Unix seconds).
-pub type BucketKey = (String, i64);
-
-/// The prefix of a bucket, e.g. `play/2026-11-23/18`.
-pub fn prefix(key: &BucketKey) -> String {
-    HourBucket::at(&key.0, key.1).path()
-}
-
-/// The path of `name` inside a bucket.
-pub fn object(key: &BucketKey, name: &str) -> Path {
-    Path::from(format!("{}/{name}", prefix(key)))
-}
+pub use crate::layout::{COMMIT, HourKey, MANIFEST, hour_dir};
 
 /// One data file listed by a manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileEntry {
-    /// Object name inside the bucket.
+    /// Object name inside the hour folder.
     pub name: String,
     /// Events in it.
     pub events: u64,
@@ -55,18 +32,50 @@ pub struct Manifest {
     pub event_count: u64,
     /// The data files.
     pub files: Vec<FileEntry>,
-    /// The gzipped, newline-separated, sorted ids of the listed files.
+    /// The gzipped, newline-separated, sorted ids of the listed files (in the hour folder).
     pub ids_index: String,
-    /// Part files merged into the data files.
+    /// Part files (in the hour's staging folder) merged into the data files.
     pub parts_merged: Vec<String>,
-    /// Duplicates dropped: seen by the closing replica since its start plus removed by the merge.
+    /// Duplicates dropped: by the merge, by the closing replica since its start, and late
+    /// copies found in the dedup record of their own hour.
     pub duplicates_dropped: u64,
-    /// Events in this hour whose event time lies in an earlier, already closed hour.
+    /// Events in this hour whose event time lies in an earlier hour (closed before they came).
+    #[serde(default)]
     pub late_events: u64,
-    /// The watermark when the hour closed, RFC 3339.
+    /// The fleet watermark when the hour was sealed, RFC 3339.
     pub watermark: String,
-    /// When the manifest was written, RFC 3339.
+    /// When the commit record was written, RFC 3339.
     pub closed_at: String,
-    /// The replica that closed the hour.
+    /// The process (`<replica>-<incarnation>`) that closed the hour.
     pub closed_by: String,
+}
+
+/// A copy the publication of a commit makes: from the closer's staging output to its final
+/// name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Copy {
+    /// Source object (under `_staging/`).
+    pub from: String,
+    /// Destination object (in the hour folder or under `_dedup/`).
+    pub to: String,
+}
+
+/// The commit record `_commit` of an hour: created once (create-only) by the closer holding
+/// the seal; whoever finds it (any replica, after any crash) publishes it by making its copies
+/// and then writing its manifest as `_SUCCESS`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Commit {
+    /// The seal generation the closer held.
+    pub seal: u32,
+    /// The copies to make, data files first.
+    pub copies: Vec<Copy>,
+    /// The manifest to write last.
+    pub manifest: Manifest,
+}
+
+impl Commit {
+    /// The manifest's bytes as `_SUCCESS` holds them (the same from any publisher).
+    pub fn manifest_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(&self.manifest).unwrap_or_default()
+    }
 }

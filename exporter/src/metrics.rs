@@ -34,6 +34,25 @@ pub struct Metrics {
     pub watermark_lag_seconds: Gauge,
     /// Age in seconds of the oldest message received and not yet acknowledged.
     pub oldest_unacked_seconds: Gauge,
+    /// Messages received from the subscriptions (redeliveries included).
+    pub messages_received: Counter,
+    /// Events whose time was more than `close.max_future_secs` ahead of the clock.
+    pub events_future: Counter,
+    /// Events whose time was more than `close.max_event_age_hours` behind the clock.
+    pub events_too_old: Counter,
+    /// Events of a part an hour was closed without (written after its seal), re-routed as
+    /// late events.
+    pub events_rerouted: Counter,
+    /// Closes that failed (retried with backoff; other hours go on).
+    pub close_failures: Counter,
+    /// Hours whose last close failed.
+    pub hours_failing: Gauge,
+    /// Deliveries held (lease extended) while a storage check they need fails.
+    pub deliveries_parked: Gauge,
+    /// Heartbeats that could not be written or read.
+    pub heartbeat_failures: Counter,
+    /// Live exporter processes, this one included.
+    pub fleet_processes: Gauge,
     /// Seconds since the end of the oldest hour not yet closed (alert when it is far above
     /// the allowed lateness: late data, the reference team's first early warning).
     pub oldest_open_hour_overdue_seconds: Gauge,
@@ -77,6 +96,35 @@ impl Metrics {
                 "Age of the oldest unacknowledged message",
                 Gauge::default()
             ),
+            messages_received: reg!("messages_received", "Messages received", Counter::default()),
+            events_future: reg!(
+                "events_future",
+                "Events dated too far ahead, placed at their receive time",
+                Counter::default()
+            ),
+            events_too_old: reg!(
+                "events_too_old",
+                "Events dated too far back, placed as late events",
+                Counter::default()
+            ),
+            events_rerouted: reg!(
+                "events_rerouted",
+                "Events of a part left out of its closed hour, re-routed as late",
+                Counter::default()
+            ),
+            close_failures: reg!("close_failures", "Failed closes (retried)", Counter::default()),
+            hours_failing: reg!("hours_failing", "Hours whose last close failed", Gauge::default()),
+            deliveries_parked: reg!(
+                "deliveries_parked",
+                "Deliveries held while a storage check fails",
+                Gauge::default()
+            ),
+            heartbeat_failures: reg!(
+                "heartbeat_failures",
+                "Heartbeats not written or read",
+                Counter::default()
+            ),
+            fleet_processes: reg!("fleet_processes", "Live exporter processes", Gauge::default()),
             oldest_open_hour_overdue_seconds: reg!(
                 "oldest_open_hour_overdue_seconds",
                 "Seconds since the end of the oldest hour not yet closed",

@@ -13,7 +13,7 @@ fn spawn(config: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_exporter"))
         .arg("--config")
         .arg(config)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", std::env::var("EXPORTER_TEST_LOG").unwrap_or_else(|_| "warn".into()))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -47,8 +47,9 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
         kill9(&mut child);
         child = spawn(&config);
     }
+    // Three hours with events; empty hours up to the watermark are closed too.
     let closed = wait_for(Duration::from_secs(120), || {
-        manifests(&root).len() == 3 && closed_ids(&root).len() == n as usize
+        with_events(&root) == 3 && closed_ids(&root).len() == n as usize
     })
     .await;
     kill9(&mut child);
@@ -56,6 +57,11 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     assert!(closed, "{} manifests, {} ids", manifests(&root).len(), ids.len());
     assert_eq!(ids.len(), n as usize);
     assert!(ids.values().all(|c| *c == 1), "an id twice");
+}
+
+/// Closed hours holding events.
+fn with_events(root: &std::path::Path) -> usize {
+    manifests(root).iter().filter(|(_, m)| m.event_count > 0).count()
 }
 
 /// Names of the files under `root` whose name starts with `prefix`.
@@ -80,30 +86,40 @@ async fn sigkill_mid_close_is_repaired_by_the_next_start() {
     let events: Vec<_> = (0..n).map(|i| event(&format!("c{i:05}"), h0() + i)).collect();
     env.publish(&events).await;
     let mut child = spawn(&config);
-    // Kill as soon as the first data file of the close appears.
+    // Kill as soon as the close has staged its first merged file.
     let closing =
-        wait_for_fast(Duration::from_secs(120), || !files_starting(&root, "data-").is_empty()).await;
+        wait_for_fast(Duration::from_secs(120), || !files_starting(&root, "merged-").is_empty()).await;
     kill9(&mut child);
     assert!(closing, "the hour never started closing");
-    let data_at_kill = files_starting(&root, "data-").len();
-    assert!(manifests(&root).is_empty(), "the close finished before the kill ({data_at_kill} data files)");
-    assert!(data_at_kill < 300, "all data files were written before the kill");
+    let staged_at_kill = files_starting(&root, "merged-").len();
+    assert!(with_events(&root) == 0, "the close finished before the kill ({staged_at_kill} files staged)");
+    assert!(staged_at_kill < 300, "all data files were staged before the kill");
+    assert!(files_starting(&root, "data-").is_empty(), "nothing reaches the hour folder before the commit");
 
     let mut child = spawn(&config);
-    let closed = wait_for(Duration::from_secs(60), || manifests(&root).len() == 1).await;
+    let closed = wait_for(Duration::from_secs(60), || with_events(&root) == 1).await;
+    // Staging is deleted right after `_SUCCESS`.
+    let cleaned = wait_for(Duration::from_secs(30), || files_starting(&root, "merged-").is_empty()).await;
     kill9(&mut child);
     assert!(closed, "the restarted exporter did not close the hour");
     let ids = closed_ids(&root); // checks the manifest against its files
     assert_eq!(ids.len(), n as usize);
     assert!(ids.values().all(|c| *c == 1), "an id twice");
-    let (_, m) = &manifests(&root)[0];
+    let (dir, m) = manifests(&root).into_iter().find(|(_, m)| m.event_count > 0).expect("the hour");
     assert_eq!(m.event_count, n as u64);
     assert_eq!(m.files.len(), 300);
-    // What the killed close left is not listed: readers never see it.
+    // The hour folder holds exactly the listed files plus `_` metadata: what the killed close
+    // staged never reaches it, and its staging is gone.
     let listed: std::collections::HashSet<&str> = m.files.iter().map(|f| f.name.as_str()).collect();
-    let unlisted =
-        files_starting(&root, "data-").into_iter().filter(|n| !listed.contains(n.as_str())).count();
-    assert_eq!(unlisted, data_at_kill, "the first attempt's files stay unlisted");
+    let in_folder: Vec<String> = std::fs::read_dir(&dir)
+        .expect("hour folder")
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| !n.starts_with('_') && !n.starts_with('.'))
+        .collect();
+    assert_eq!(in_folder.len(), listed.len(), "only listed files: {in_folder:?}");
+    assert!(in_folder.iter().all(|n| listed.contains(n.as_str())));
+    assert!(cleaned, "the staging of the closed hour is deleted");
 }
 
 /// Like `wait_for`, polling every millisecond (a close takes a fraction of a second).

@@ -168,6 +168,11 @@ pub fn manifests(root: &Path) -> Vec<(PathBuf, Manifest)> {
         .collect()
 }
 
+/// Closed hours holding events (empty hours up to the watermark are closed too).
+pub fn with_events(root: &Path) -> usize {
+    manifests(root).iter().filter(|(_, m)| m.event_count > 0).count()
+}
+
 /// Ids in the files the manifests list (with how often each occurs), checking each manifest
 /// against its files: sizes, checksums, counts.
 pub fn closed_ids(root: &Path) -> HashMap<String, usize> {
