@@ -158,10 +158,33 @@ impl fmt::Display for ScenarioReport {
             self.seconds,
             if self.ok() { "PASS" } else { "FAIL" }
         )?;
-        match &self.error {
-            Some(e) => write!(f, " ({e})"),
-            None => Ok(()),
+        if let Some(e) = &self.error {
+            write!(f, " ({e})")?;
         }
+        let v = &self.verification;
+        if !v.folder_ok() {
+            write!(
+                f,
+                "\n  folder reader: {} sample events read, {} duplicates, {} lost, {} files no manifest lists, \
+                 {} count errors, {} hours without _SUCCESS",
+                v.folder_events,
+                v.folder_duplicates,
+                v.folder_lost,
+                v.extra_files.len(),
+                v.folder_errors.len(),
+                v.missing_hours.len()
+            )?;
+            for x in v.extra_files.iter().take(3) {
+                write!(f, "\n    file no manifest lists: {x}")?;
+            }
+            for x in v.folder_errors.iter().take(3) {
+                write!(f, "\n    {x}")?;
+            }
+            for x in v.missing_hours.iter().take(3) {
+                write!(f, "\n    no _SUCCESS: {x}")?;
+            }
+        }
+        Ok(())
     }
 }
 
