@@ -35,7 +35,7 @@ pub enum Disruption {
     KillTailerAndRotate,
     /// Every request to Pub/Sub fails (connections dropped) for this long.
     PubsubBlackout(Duration),
-    /// `SIGSTOP` an exporter replica (best effort: one whose log says within 2 s that it is
+    /// `SIGSTOP` an exporter replica (best effort: one whose log says within 3 s that it is
     /// closing an hour; otherwise a random running one) and `SIGCONT` it after this long,
     /// while the steps go on.
     PauseExporter(Duration),
@@ -193,6 +193,9 @@ pub struct ScenarioReport {
     pub pauses: u32,
     /// Exporter replicas stopped for good by a scale-in.
     pub scaled_in: u32,
+    /// What each exporter-replica disruption did, e.g. `step 10: SIGSTOP exporter-2 (closing)
+    /// for 14s`; `(closing)` when its log said it was closing an hour just before.
+    pub actions: Vec<String>,
     /// Log rotations.
     pub rotations: u32,
     /// Blackouts of Pub/Sub.
@@ -254,6 +257,9 @@ impl fmt::Display for ScenarioReport {
         if let Some(e) = &self.error {
             write!(f, " ({e})")?;
         }
+        for a in &self.actions {
+            write!(f, "\n  {a}")?;
+        }
         let v = &self.verification;
         if !v.folder_ok() {
             write!(
@@ -294,7 +300,7 @@ fn random_faults() -> Vec<Fault> {
 }
 
 /// How long a replica about to be paused or killed is watched for a line about closing.
-const CLOSING_WATCH: Duration = Duration::from_secs(2);
+const CLOSING_WATCH: Duration = Duration::from_secs(3);
 /// How long the backlog may take to be acknowledged by the event-service.
 const BACKLOG_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -336,6 +342,7 @@ pub async fn run_scenario(
     let per_step = s.events.div_ceil(u64::from(s.steps.max(1)));
     let mut blackouts = 0;
     let mut scaled_in = 0;
+    let mut actions = Vec::new();
     // Paused replicas and when to continue them.
     let mut paused: Vec<(usize, tokio::time::Instant)> = Vec::new();
     for step in 0..s.steps {
@@ -356,6 +363,7 @@ pub async fn run_scenario(
             let due = *until <= now;
             if due {
                 p.resume_exporter(*i);
+                actions.push(format!("step {step}: SIGCONT {}", p.exporter(*i).name()));
             }
             !due
         });
@@ -380,15 +388,25 @@ pub async fn run_scenario(
                 }
                 Disruption::PauseExporter(d) => {
                     let among = p.running_exporters();
-                    if let Some(i) = pick_closing(&p, &among).await {
+                    if let Some((i, c)) = pick_closing(&p, &among).await {
                         p.pause_exporter(i);
                         paused.push((i, tokio::time::Instant::now() + d));
+                        actions.push(format!(
+                            "step {step}: SIGSTOP {}{} for {d:?}",
+                            p.exporter(i).name(),
+                            closing(c)
+                        ));
                     }
                 }
                 Disruption::KillExporterReplica => {
                     let among: Vec<usize> =
                         p.running_exporters().into_iter().filter(|i| p.replica_name(*i).is_none()).collect();
-                    if let Some(i) = pick_closing(&p, &among).await {
+                    if let Some((i, c)) = pick_closing(&p, &among).await {
+                        actions.push(format!(
+                            "step {step}: SIGKILL {}{}, restarted",
+                            p.exporter(i).name(),
+                            closing(c)
+                        ));
                         p.kill_and_restart_exporter(i).await?;
                     }
                 }
@@ -396,6 +414,10 @@ pub async fn run_scenario(
                     let fixed = (0..p.exporter_count()).find(|i| p.replica_name(*i).is_some());
                     if let Some(i) = fixed.filter(|i| p.exporter(*i).starts() > 0) {
                         tokio::time::sleep(Duration::from_millis(fastrand::u64(0..300))).await;
+                        actions.push(format!(
+                            "step {step}: SIGKILL {} (fixed name), restarted",
+                            p.exporter(i).name()
+                        ));
                         p.kill_and_restart_exporter(i).await?;
                     }
                 }
@@ -406,6 +428,10 @@ pub async fn run_scenario(
                         let Some(i) = running.pop() else { break };
                         paused.retain(|(j, _)| *j != i);
                         p.terminate_exporter(i).await?;
+                        actions.push(format!(
+                            "step {step}: SIGTERM {} (scale-in), exited 0",
+                            p.exporter(i).name()
+                        ));
                         scaled_in += 1;
                     }
                 }
@@ -421,6 +447,7 @@ pub async fn run_scenario(
     for (i, until) in paused.drain(..) {
         tokio::time::sleep_until(until).await;
         p.resume_exporter(i);
+        actions.push(format!("after the steps: SIGCONT {}", p.exporter(i).name()));
     }
     let closed = p.wait_closed(&log.buckets(), s.close_timeout).await;
     let v = verify(p.store().as_ref(), log.written(), false).await?;
@@ -434,6 +461,7 @@ pub async fn run_scenario(
         replicas: p.exporter_count(),
         pauses,
         scaled_in,
+        actions,
         rotations: log.rotations(),
         blackouts,
         pubsub_faults: p.pubsub_proxy().map_or(0, testkit::FaultProxy::faults_injected),
@@ -451,15 +479,19 @@ pub async fn run_scenario(
 }
 
 /// Best effort: the replica of `among` that says first (within [`CLOSING_WATCH`]) that it is
-/// closing an hour, else a random one; `None` when `among` is empty.
-async fn pick_closing(p: &Pipeline, among: &[usize]) -> Option<usize> {
+/// closing an hour (`true`), else a random one (`false`); `None` when `among` is empty.
+async fn pick_closing(p: &Pipeline, among: &[usize]) -> Option<(usize, bool)> {
     if among.is_empty() {
         return None;
     }
     match p.wait_exporter_closing(among, CLOSING_WATCH).await {
-        Some(i) => Some(i),
-        None => among.get(fastrand::usize(..among.len())).copied(),
+        Some(i) => Some((i, true)),
+        None => among.get(fastrand::usize(..among.len())).map(|i| (*i, false)),
     }
+}
+
+fn closing(c: bool) -> &'static str {
+    if c { " (closing)" } else { "" }
 }
 
 /// Waits until the tailer counts `events` events acknowledged by the event-service (which

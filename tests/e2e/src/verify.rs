@@ -398,6 +398,115 @@ mod tests {
         assert!(!outside_output("play/2026-11-23/10/part-a.avro"));
     }
 
+    use event_model::Value;
+    use exporter::format::AvroCodec;
+    use exporter::manifest::FileEntry;
+    use object_store::PutPayload;
+    use object_store::memory::InMemory;
+    use object_store::path::Path;
+
+    /// Sample event `seq` of `play`.
+    fn play(seq: u64) -> Event {
+        let s = |x: String| Value { kind: Some(ValueKind::StringValue(x)) };
+        Event {
+            id: format!("id-{seq}"),
+            r#type: "play".to_owned(),
+            fields: [
+                ("user".to_owned(), s("u1".to_owned())),
+                ("track".to_owned(), s(format!("t{seq}"))),
+                ("ms_played".to_owned(), Value { kind: Some(ValueKind::IntValue(1)) }),
+            ]
+            .into_iter()
+            .collect(),
+            event_time: Some(event_model::timestamp_from_system_time(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(H as u64),
+            )),
+            received_time: Some(event_model::timestamp_from_system_time(std::time::SystemTime::now())),
+            ..Event::default()
+        }
+    }
+
+    /// Writes a closed `play` hour at `hour` holding `seqs` in one data file, and the same
+    /// events in a part file at `part_at` (a path inside the store).
+    async fn closed_hour(store: &InMemory, hour: i64, seqs: &[u64], part_at: Option<String>) {
+        let registry = event_model::Registry::from_toml_str(DEFAULT).expect("registry");
+        let spec = registry.event_type("play").expect("play");
+        let events: Vec<Event> = seqs.iter().map(|s| play(*s)).collect();
+        let f = exporter::format::encode_file(FileFormat::Avro, AvroCodec::default(), spec, &events)
+            .expect("encode");
+        let dir = event_model::HourBucket::at("play", hour).path();
+        let put = |p: String, b: bytes::Bytes| async move {
+            store.put(&Path::from(p), PutPayload::from(b)).await.expect("put");
+        };
+        put(format!("{dir}/data-a-00000.avro"), f.bytes.clone()).await;
+        if let Some(p) = part_at {
+            put(p, f.bytes.clone()).await;
+        }
+        let m = Manifest {
+            event_type: "play".to_owned(),
+            hour: String::new(),
+            event_count: events.len() as u64,
+            files: vec![FileEntry {
+                name: "data-a-00000.avro".to_owned(),
+                events: events.len() as u64,
+                bytes: f.bytes.len() as u64,
+                checksum: f.checksum.clone(),
+            }],
+            ids_index: "_ids-a".to_owned(),
+            parts_merged: Vec::new(),
+            duplicates_dropped: 0,
+            late_events: 0,
+            watermark: String::new(),
+            closed_at: String::new(),
+            closed_by: "a".to_owned(),
+        };
+        put(format!("{dir}/{MANIFEST}"), serde_json::to_vec(&m).expect("json").into()).await;
+    }
+
+    const DEFAULT: &str = include_str!("../../../config/registry.toml");
+    const H: i64 = 1_795_428_000;
+
+    fn written(n: usize) -> Vec<Written> {
+        vec![Written { event_type: "play", hour: H, written_ms: 0 }; n]
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn folder_reader_ignores_staging_and_passes() {
+        let store = InMemory::new();
+        let part = format!("_staging/{}/part-a-000000.avro", event_model::HourBucket::at("play", H).path());
+        closed_hour(&store, H, &[0, 1], Some(part)).await;
+        let v = verify(&store, &written(2), false).await.expect("verify");
+        assert!(v.ok(), "{v:?}");
+        assert_eq!(v.folder_events, 2);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn folder_reader_counts_a_part_file_beside_the_data_twice() {
+        let store = InMemory::new();
+        let part = format!("{}/part-a-000000.avro", event_model::HourBucket::at("play", H).path());
+        closed_hour(&store, H, &[0, 1], Some(part.clone())).await;
+        let v = verify(&store, &written(2), false).await.expect("verify");
+        // The manifest walk alone passes: the manifest lists only the data file.
+        assert_eq!((v.lost, v.duplicates, v.manifest_errors.len()), (0, 0, 0), "{v:?}");
+        assert!(!v.ok());
+        assert_eq!(v.folder_events, 4);
+        assert_eq!(v.folder_duplicates, 2);
+        assert_eq!(v.extra_files, vec![part]);
+        assert_eq!(v.folder_errors.len(), 1, "{:?}", v.folder_errors);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn folder_reader_names_a_missing_hour() {
+        let store = InMemory::new();
+        closed_hour(&store, H, &[0], None).await;
+        closed_hour(&store, H + 2 * HOUR, &[1], None).await;
+        let mut w = written(2);
+        w[1].hour = H + 2 * HOUR;
+        let v = verify(&store, &w, false).await.expect("verify");
+        assert_eq!(v.missing_hours, vec![event_model::HourBucket::at("play", H + HOUR).path()]);
+        assert!(!v.ok());
+    }
+
     #[test]
     fn quantiles() {
         let v = Verification { latencies_ms: (1..=100).collect(), ..Verification::default() };

@@ -115,11 +115,12 @@ async fn replicas() {
             .with_backlog(8)
             .with_moving_window(6, 2)
             .with_step_pause(Duration::from_millis(600))
-            .with_disruption_at(10, Disruption::PauseExporter(pause))
-            .with_disruption_at(14, Disruption::KillExporterReplica)
-            .with_disruption_at(18, Disruption::KillFixedReplica)
-            .with_disruption_at(24, Disruption::KillFixedReplica)
-            .with_disruption_at(32, Disruption::ScaleIn(1)),
+            // The window moves an hour every ten steps; the first hours close from step 20 on.
+            .with_disruption_at(12, Disruption::KillFixedReplica)
+            .with_disruption_at(21, Disruption::PauseExporter(pause))
+            .with_disruption_at(26, Disruption::KillFixedReplica)
+            .with_disruption_at(31, Disruption::KillExporterReplica)
+            .with_disruption_at(35, Disruption::ScaleIn(1)),
         2,
     )
     .await;
