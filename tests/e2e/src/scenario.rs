@@ -46,7 +46,8 @@ pub enum Disruption {
     /// the same name.
     KillFixedReplica,
     /// Scale in: `SIGTERM` running exporter replicas, the last first, until this many run;
-    /// each must exit 0 in time. They do not come back.
+    /// each must exit 0 in time. They do not come back. A paused one is continued at the end
+    /// of its pause first.
     ScaleIn(usize),
 }
 
@@ -426,7 +427,13 @@ pub async fn run_scenario(
                         (0..p.exporter_count()).filter(|i| p.exporter_alive(*i)).collect();
                     while running.len() > keep {
                         let Some(i) = running.pop() else { break };
-                        paused.retain(|(j, _)| *j != i);
+                        // A paused replica first gets its whole pause.
+                        if let Some(at) = paused.iter().position(|(j, _)| *j == i) {
+                            let (_, until) = paused.remove(at);
+                            tokio::time::sleep_until(until).await;
+                            p.resume_exporter(i);
+                            actions.push(format!("step {step}: SIGCONT {}", p.exporter(i).name()));
+                        }
                         p.terminate_exporter(i).await?;
                         actions.push(format!(
                             "step {step}: SIGTERM {} (scale-in), exited 0",
