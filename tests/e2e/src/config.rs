@@ -56,6 +56,15 @@ pub struct PipelineOptions {
     pub max_line_bytes: usize,
     /// The exporter's `files.max_age_ms`. Default 1000.
     pub file_max_age_ms: u64,
+    /// One entry per exporter process sharing the subscriptions, each with its own config
+    /// (`exporter.toml`, `exporter-1.toml`, ...) and metrics port: `Some(name)` is a fixed
+    /// `replica` name (the same at every restart), `None` the exporter's default (new and
+    /// random at every start). Default one replica, `None`.
+    pub replicas: Vec<Option<String>>,
+    /// Start no exporter in [`Pipeline::start`](crate::Pipeline::start), so a backlog can
+    /// pile up in Pub/Sub first; [`Pipeline::start_exporters`](crate::Pipeline::start_exporters)
+    /// starts them. Default false.
+    pub defer_exporters: bool,
 }
 
 impl PipelineOptions {
@@ -73,7 +82,21 @@ impl PipelineOptions {
             idle_secs: 12,
             max_line_bytes: 16384,
             file_max_age_ms: 1000,
+            replicas: vec![None],
+            defer_exporters: false,
         }
+    }
+
+    /// Runs one exporter process per entry of `replicas` (see [`replicas`](Self::replicas)).
+    pub fn with_replicas(mut self, replicas: Vec<Option<String>>) -> Self {
+        self.replicas = replicas;
+        self
+    }
+
+    /// Whether [`Pipeline::start`](crate::Pipeline::start) leaves the exporters stopped.
+    pub fn with_deferred_exporters(mut self, defer: bool) -> Self {
+        self.defer_exporters = defer;
+        self
     }
 
     /// Uses the emulator at `host`.
@@ -112,7 +135,8 @@ impl PipelineOptions {
 pub(crate) struct Wiring {
     pub service_port: u16,
     pub tailer_metrics_port: u16,
-    pub exporter_metrics_port: u16,
+    /// One per exporter replica.
+    pub exporter_metrics_ports: Vec<u16>,
     /// Pub/Sub as the event-service and exporter see it (the proxy, when there is one).
     pub pubsub_host: String,
     /// The GCS endpoint as the exporter sees it.
@@ -125,7 +149,8 @@ pub(crate) struct ConfigFiles {
     pub registry: PathBuf,
     pub service: PathBuf,
     pub tailer: PathBuf,
-    pub exporter: PathBuf,
+    /// One per exporter replica: `exporter.toml`, `exporter-1.toml`, ...
+    pub exporters: Vec<PathBuf>,
     pub log_dir: PathBuf,
     pub buckets: PathBuf,
 }
@@ -156,7 +181,7 @@ pub(crate) fn write_configs(o: &PipelineOptions, w: &Wiring) -> Result<ConfigFil
         registry: d.join("registry.toml"),
         service: d.join("event-service.toml"),
         tailer: d.join("tailer.toml"),
-        exporter: d.join("exporter.toml"),
+        exporters: (0..w.exporter_metrics_ports.len()).map(|i| d.join(replica_file(i, "toml"))).collect(),
         buckets: d.join("buckets"),
         log_dir,
     };
@@ -200,22 +225,36 @@ pub(crate) fn write_configs(o: &PipelineOptions, w: &Wiring) -> Result<ConfigFil
         }
         _ => "[storage]\nkind = \"local\"\npath = \"buckets\"\n".to_owned(),
     };
-    write(
-        &files.exporter,
-        &format!(
-            "project = \"{project}\"\nemulator_host = \"{pubsub}\"\nregistry = \"registry.toml\"\n\
-             metrics_listen = \"127.0.0.1:{mport}\"\nshutdown_timeout_secs = 5\n{storage}\
-             [files]\nmax_age_ms = {age}\nretry_initial_ms = 100\n\
-             [close]\nallowed_lateness_secs = {lateness}\nidle_secs = {idle}\ntick_ms = 200\n",
-            project = o.project(),
-            pubsub = w.pubsub_host,
-            mport = w.exporter_metrics_port,
-            age = o.file_max_age_ms,
-            lateness = o.lateness_secs,
-            idle = o.idle_secs,
-        ),
-    )?;
+    for (i, (path, mport)) in files.exporters.iter().zip(&w.exporter_metrics_ports).enumerate() {
+        let replica = match o.replicas.get(i).cloned().flatten() {
+            Some(name) => format!("replica = \"{name}\"\n"),
+            None => String::new(),
+        };
+        write(
+            path,
+            &format!(
+                "project = \"{project}\"\nemulator_host = \"{pubsub}\"\nregistry = \"registry.toml\"\n\
+                 {replica}metrics_listen = \"127.0.0.1:{mport}\"\nshutdown_timeout_secs = 5\n{storage}\
+                 [files]\nmax_age_ms = {age}\nretry_initial_ms = 100\n\
+                 [close]\nallowed_lateness_secs = {lateness}\nidle_secs = {idle}\ntick_ms = 200\n",
+                project = o.project(),
+                pubsub = w.pubsub_host,
+                age = o.file_max_age_ms,
+                lateness = o.lateness_secs,
+                idle = o.idle_secs,
+            ),
+        )?;
+    }
     Ok(files)
+}
+
+/// The name of exporter replica `i`'s config (`ext` `toml`) or log (`log`): `exporter.<ext>`
+/// for the first, `exporter-<i>.<ext>` for the others.
+pub(crate) fn replica_file(i: usize, ext: &str) -> String {
+    match i {
+        0 => format!("exporter.{ext}"),
+        i => format!("exporter-{i}.{ext}"),
+    }
 }
 
 #[cfg(test)]

@@ -3,8 +3,9 @@
 //!
 //! [`Pipeline::start`] writes the configs into a work directory, starts the Pub/Sub emulator
 //! (or uses one), optionally puts [`testkit::FaultProxy`]s in front of Pub/Sub and GCS, creates
-//! the topics with `event-service registry apply`, and starts the event-service, exporter and
-//! tailer binaries as separate processes that can be killed and restarted. [`LogGen`] writes the
+//! the topics with `event-service registry apply`, and starts the event-service, one or more
+//! exporter replicas and the tailer binary as separate processes that can be killed, paused
+//! and restarted. [`LogGen`] writes the
 //! sample log the tailer follows and remembers every event; [`verify`] checks the closed
 //! buckets against it; [`Summary`] reports.
 //!

@@ -149,6 +149,14 @@ impl LogGen {
         Ok(())
     }
 
+    /// From now on, spreads event times over `hours` hours from `first_hour` (Unix seconds,
+    /// a multiple of 3600), so a run can move its event time forward and let hours close while
+    /// it writes.
+    pub fn set_window(&mut self, first_hour: i64, hours: u32) {
+        self.opts.first_hour = first_hour;
+        self.opts.hours = hours;
+    }
+
     /// The valid events written so far, indexed by sequence number.
     pub fn written(&self) -> &[Written] {
         &self.written

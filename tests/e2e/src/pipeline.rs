@@ -1,5 +1,6 @@
 //! The running pipeline: the emulator (or the caller's), optional fault proxies, and the
-//! event-service, exporter and tailer as separate processes wired to each other.
+//! event-service, one or more exporter replicas and the tailer as separate processes wired to
+//! each other.
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -12,7 +13,7 @@ use object_store::ObjectStore;
 use testkit::{Emulator, FaultProxy};
 
 use crate::bins::Binaries;
-use crate::config::{ConfigFiles, PipelineOptions, StorageKind, Wiring, write_configs};
+use crate::config::{ConfigFiles, PipelineOptions, StorageKind, Wiring, replica_file, write_configs};
 use crate::error::{Error, Result};
 use crate::process::Proc;
 
@@ -30,7 +31,8 @@ pub enum Component {
     Tailer,
     /// The event-service.
     Service,
-    /// The exporter.
+    /// The exporter: its first replica, where a pipeline runs several
+    /// ([`PipelineOptions::replicas`]; the `*_exporter` methods address each).
     Exporter,
 }
 
@@ -56,10 +58,11 @@ pub struct Pipeline {
     emulator_host: String,
     tailer: Proc,
     service: Proc,
-    exporter: Proc,
+    /// One per replica, in the order of [`PipelineOptions::replicas`].
+    exporters: Vec<Proc>,
     service_port: u16,
     tailer_metrics_port: u16,
-    exporter_metrics_port: u16,
+    exporter_metrics_ports: Vec<u16>,
     http: reqwest::Client,
     store: Arc<dyn ObjectStore>,
     // Dropped after the processes (fields drop in declaration order).
@@ -71,7 +74,8 @@ pub struct Pipeline {
 impl Pipeline {
     /// Writes the configs, starts the emulator if none was given, creates the topics and
     /// subscriptions with `event-service registry apply`, and starts the event-service, the
-    /// exporter and the tailer, each answering its health check.
+    /// exporter replicas (unless [`PipelineOptions::defer_exporters`]) and the tailer, each
+    /// answering its health check.
     pub async fn start(opts: PipelineOptions, bins: &Binaries) -> Result<Pipeline> {
         std::fs::create_dir_all(&opts.dir).map_err(|e| Error::io(&opts.dir, e))?;
         let emulator = match &opts.emulator_host {
@@ -94,7 +98,7 @@ impl Pipeline {
         let wiring = Wiring {
             service_port: free_port()?,
             tailer_metrics_port: free_port()?,
-            exporter_metrics_port: free_port()?,
+            exporter_metrics_ports: opts.replicas.iter().map(|_| free_port()).collect::<Result<_>>()?,
             pubsub_host: pubsub_proxy.as_ref().map_or_else(|| emulator_host.clone(), FaultProxy::host),
             gcs_endpoint: match &opts.storage {
                 StorageKind::Gcs { endpoint, .. } => {
@@ -114,15 +118,23 @@ impl Pipeline {
                 .with_env("RUST_LOG", "info")
         };
         let service_cfg = arg(&files.service);
-        let exporter_cfg = arg(&files.exporter);
         let tailer_cfg = arg(&files.tailer);
         let mut pipeline = Pipeline {
             service: proc("event-service", &bins.event_service, &["--config", &service_cfg]),
-            exporter: proc("exporter", &bins.exporter, &["--config", &exporter_cfg]),
+            exporters: files
+                .exporters
+                .iter()
+                .enumerate()
+                .map(|(i, cfg)| {
+                    let name = replica_file(i, "log");
+                    let name = name.trim_end_matches(".log");
+                    proc(name, &bins.exporter, &["--config", &arg(cfg)])
+                })
+                .collect(),
             tailer: proc("tailer", &bins.tailer, &["--config", &tailer_cfg]),
             service_port: wiring.service_port,
             tailer_metrics_port: wiring.tailer_metrics_port,
-            exporter_metrics_port: wiring.exporter_metrics_port,
+            exporter_metrics_ports: wiring.exporter_metrics_ports.clone(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
                 .build()
@@ -135,9 +147,11 @@ impl Pipeline {
             gcs_proxy,
             _emulator: emulator,
         };
-        for c in [Component::Service, Component::Exporter, Component::Tailer] {
-            pipeline.start_component(c).await?;
+        pipeline.start_component(Component::Service).await?;
+        if !pipeline.opts.defer_exporters {
+            pipeline.start_exporters().await?;
         }
+        pipeline.start_component(Component::Tailer).await?;
         Ok(pipeline)
     }
 
@@ -181,49 +195,149 @@ impl Pipeline {
         self.store.clone()
     }
 
-    /// The process of a component.
+    /// The process of a component (of [`Component::Exporter`]: the first replica).
     pub fn process(&self, c: Component) -> &Proc {
-        match c {
-            Component::Tailer => &self.tailer,
-            Component::Service => &self.service,
-            Component::Exporter => &self.exporter,
+        self.slot(Slot::of(c))
+    }
+
+    /// Exporter replicas the pipeline runs (started or not).
+    pub fn exporter_count(&self) -> usize {
+        self.exporters.len()
+    }
+
+    /// The process of exporter replica `i` (`i < exporter_count()`).
+    pub fn exporter(&self, i: usize) -> &Proc {
+        &self.exporters[i]
+    }
+
+    /// The fixed `replica` name of exporter replica `i`, if it has one.
+    pub fn replica_name(&self, i: usize) -> Option<&str> {
+        self.opts.replicas.get(i).and_then(|r| r.as_deref())
+    }
+
+    /// `SIGKILL`s of all exporter replicas together.
+    pub fn exporter_kills(&self) -> u32 {
+        self.exporters.iter().map(Proc::kills).sum()
+    }
+
+    /// The exporter replicas running and not paused, by index.
+    pub fn running_exporters(&mut self) -> Vec<usize> {
+        (0..self.exporters.len())
+            .filter(|i| self.exporters[*i].is_running() && !self.exporters[*i].is_paused())
+            .collect()
+    }
+
+    /// Whether exporter replica `i` is running (paused or not).
+    pub fn exporter_alive(&mut self, i: usize) -> bool {
+        self.exporters[i].is_running()
+    }
+
+    fn slot(&self, s: Slot) -> &Proc {
+        match s {
+            Slot::Tailer => &self.tailer,
+            Slot::Service => &self.service,
+            Slot::Exporter(i) => &self.exporters[i],
+        }
+    }
+
+    fn slot_mut(&mut self, s: Slot) -> &mut Proc {
+        match s {
+            Slot::Tailer => &mut self.tailer,
+            Slot::Service => &mut self.service,
+            Slot::Exporter(i) => &mut self.exporters[i],
         }
     }
 
     fn process_mut(&mut self, c: Component) -> &mut Proc {
-        match c {
-            Component::Tailer => &mut self.tailer,
-            Component::Service => &mut self.service,
-            Component::Exporter => &mut self.exporter,
-        }
+        self.slot_mut(Slot::of(c))
     }
 
-    fn health_url(&self, c: Component) -> String {
-        match c {
-            Component::Tailer => format!("http://127.0.0.1:{}/readyz", self.tailer_metrics_port),
-            Component::Service => format!("{}/readyz", self.service_url()),
-            Component::Exporter => format!("http://127.0.0.1:{}/readyz", self.exporter_metrics_port),
-        }
-    }
-
-    fn metrics_url(&self, c: Component) -> String {
-        match c {
-            Component::Tailer => format!("http://127.0.0.1:{}/metrics", self.tailer_metrics_port),
-            Component::Service => format!("{}/metrics", self.service_url()),
-            Component::Exporter => format!("http://127.0.0.1:{}/metrics", self.exporter_metrics_port),
+    fn url(&self, s: Slot, path: &str) -> String {
+        match s {
+            Slot::Tailer => format!("http://127.0.0.1:{}/{path}", self.tailer_metrics_port),
+            Slot::Service => format!("{}/{path}", self.service_url()),
+            Slot::Exporter(i) => format!("http://127.0.0.1:{}/{path}", self.exporter_metrics_ports[i]),
         }
     }
 
     /// Starts a component (it must not be running) and waits for its health check.
     pub async fn start_component(&mut self, c: Component) -> Result<()> {
-        self.process_mut(c).start()?;
-        let url = self.health_url(c);
+        self.start_slot(Slot::of(c)).await
+    }
+
+    /// Starts every exporter replica that is not running, each answering its health check.
+    pub async fn start_exporters(&mut self) -> Result<()> {
+        for i in 0..self.exporters.len() {
+            if !self.exporters[i].is_running() {
+                self.start_exporter(i).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts exporter replica `i` (it must not be running) and waits for its health check.
+    pub async fn start_exporter(&mut self, i: usize) -> Result<()> {
+        self.start_slot(Slot::Exporter(i)).await
+    }
+
+    /// Kills exporter replica `i` with `SIGKILL` and starts it again (with a fixed `replica`
+    /// name, under the same name).
+    pub async fn kill_and_restart_exporter(&mut self, i: usize) -> Result<()> {
+        self.exporters[i].kill();
+        self.start_exporter(i).await
+    }
+
+    /// Stops exporter replica `i` with `SIGSTOP` (see [`Proc::pause`]).
+    pub fn pause_exporter(&mut self, i: usize) {
+        self.exporters[i].pause();
+    }
+
+    /// Continues exporter replica `i` with `SIGCONT`.
+    pub fn resume_exporter(&mut self, i: usize) {
+        self.exporters[i].resume();
+    }
+
+    /// Stops exporter replica `i` gracefully with `SIGTERM`, as a scale-in does; an error
+    /// when it does not exit 0 within the grace period.
+    pub async fn terminate_exporter(&mut self, i: usize) -> Result<()> {
+        let p = &mut self.exporters[i];
+        match p.terminate(STOP_GRACE).await? {
+            s if s.success() => Ok(()),
+            s => Err(Error::Process(format!(
+                "{} exited with {s} on SIGTERM; its log ends with:\n{}",
+                p.name(),
+                p.log_tail(20)
+            ))),
+        }
+    }
+
+    /// Best effort: the first of the exporter replicas `among` whose log gains a line about
+    /// closing an hour (any line containing `clos`) within `within`, or `None`.
+    pub async fn wait_exporter_closing(&self, among: &[usize], within: Duration) -> Option<usize> {
+        let from: Vec<(usize, u64)> = among.iter().map(|i| (*i, self.exporters[*i].log_len())).collect();
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            for (i, offset) in &from {
+                if self.exporters[*i].log_since(*offset).lines().any(|l| l.contains("clos")) {
+                    return Some(*i);
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn start_slot(&mut self, s: Slot) -> Result<()> {
+        self.slot_mut(s).start()?;
+        let url = self.url(s, "readyz");
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
         loop {
             if matches!(self.http.get(&url).send().await, Ok(r) if r.status().is_success()) {
                 return Ok(());
             }
-            let p = self.process_mut(c);
+            let p = self.slot_mut(s);
             if let Some(status) = p.exited() {
                 return Err(Error::Process(format!(
                     "{} exited at start ({status}); its log ends with:\n{}",
@@ -232,7 +346,7 @@ impl Pipeline {
                 )));
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(Error::Timeout(format!("{} did not answer {url}", c.name())));
+                return Err(Error::Timeout(format!("{} did not answer {url}", p.name())));
             }
             tokio::time::sleep(POLL).await;
         }
@@ -249,10 +363,11 @@ impl Pipeline {
         self.start_component(c).await
     }
 
-    /// An error naming the first component that exited on its own, with its log's end.
+    /// An error naming the first component (or exporter replica) that exited on its own,
+    /// with its log's end.
     pub fn check_alive(&mut self) -> Result<()> {
-        for c in Component::ALL {
-            let p = self.process_mut(c);
+        for s in self.slots() {
+            let p = self.slot_mut(s);
             if p.starts() > 0
                 && let Some(status) = p.exited()
             {
@@ -272,9 +387,9 @@ impl Pipeline {
         Ok(metric_sum(&text, name, None))
     }
 
-    /// The Prometheus text of a component's `/metrics`.
+    /// The Prometheus text of a component's `/metrics` (of the exporter: its first replica).
     pub async fn metrics_text(&self, c: Component) -> Result<String> {
-        let url = self.metrics_url(c);
+        let url = self.url(Slot::of(c), "metrics");
         let resp = self.http.get(&url).send().await.map_err(|e| Error::Process(format!("GET {url}: {e}")))?;
         resp.text().await.map_err(|e| Error::Process(format!("GET {url}: {e}")))
     }
@@ -321,20 +436,27 @@ impl Pipeline {
         }
     }
 
-    /// Stops every running component with `SIGTERM`, sources first; an error names a component
-    /// that did not exit 0 in time.
+    /// Tailer, event-service, then each exporter replica: the order of [`Pipeline::stop`].
+    fn slots(&self) -> Vec<Slot> {
+        let mut v = vec![Slot::Tailer, Slot::Service];
+        v.extend((0..self.exporters.len()).map(Slot::Exporter));
+        v
+    }
+
+    /// Stops every running component (every exporter replica) with `SIGTERM`, sources first;
+    /// an error names a component that did not exit 0 in time.
     pub async fn stop(&mut self) -> Result<()> {
         let mut first_error = None;
-        for c in Component::ALL {
-            let p = self.process_mut(c);
+        for s in self.slots() {
+            let p = self.slot_mut(s);
             if !p.is_running() {
                 continue;
             }
             match p.terminate(STOP_GRACE).await {
-                Ok(s) if s.success() => {}
-                Ok(s) => {
+                Ok(st) if st.success() => {}
+                Ok(st) => {
                     first_error
-                        .get_or_insert(Error::Process(format!("{} exited with {s} on SIGTERM", c.name())));
+                        .get_or_insert(Error::Process(format!("{} exited with {st} on SIGTERM", p.name())));
                 }
                 Err(e) => {
                     first_error.get_or_insert(e);
@@ -342,6 +464,24 @@ impl Pipeline {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// A process of the pipeline: [`Component`] with the exporter's replica index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Tailer,
+    Service,
+    Exporter(usize),
+}
+
+impl Slot {
+    fn of(c: Component) -> Slot {
+        match c {
+            Component::Tailer => Slot::Tailer,
+            Component::Service => Slot::Service,
+            Component::Exporter => Slot::Exporter(0),
+        }
     }
 }
 

@@ -36,6 +36,8 @@ pub struct Proc {
     watchdogs: Vec<Child>,
     starts: u32,
     kills: u32,
+    pauses: u32,
+    paused: bool,
 }
 
 impl Proc {
@@ -52,6 +54,8 @@ impl Proc {
             watchdogs: Vec::new(),
             starts: 0,
             kills: 0,
+            pauses: 0,
+            paused: false,
         }
     }
 
@@ -85,6 +89,45 @@ impl Proc {
     /// How often it was killed with `SIGKILL` by [`Proc::kill`].
     pub fn kills(&self) -> u32 {
         self.kills
+    }
+
+    /// How often it was stopped with `SIGSTOP` by [`Proc::pause`].
+    pub fn pauses(&self) -> u32 {
+        self.pauses
+    }
+
+    /// Whether it is stopped by [`Proc::pause`] and not yet resumed.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Stops the process with `SIGSTOP` (it keeps its connections and leases, but does
+    /// nothing), as a long GC pause, a frozen VM or a partition would. Nothing happens when
+    /// it is not running or already paused.
+    pub fn pause(&mut self) {
+        if !self.paused && self.is_running() && self.signal("STOP") {
+            self.paused = true;
+            self.pauses += 1;
+        }
+    }
+
+    /// Continues a process stopped by [`Proc::pause`] with `SIGCONT`.
+    pub fn resume(&mut self) {
+        if self.paused {
+            self.signal("CONT");
+            self.paused = false;
+        }
+    }
+
+    /// Sends `SIG<name>` to the running child; whether `kill` succeeded.
+    fn signal(&self, name: &str) -> bool {
+        let Some(child) = self.child.as_ref() else { return false };
+        Command::new("kill")
+            .args([&format!("-{name}"), &child.id().to_string()])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
     }
 
     /// Starts the process (it must not be running).
@@ -160,6 +203,7 @@ impl Proc {
             let _ = child.kill();
             let _ = child.wait();
         }
+        self.paused = false;
         self.reap_watchdogs();
     }
 
@@ -171,6 +215,8 @@ impl Proc {
         };
         let pid = child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).stdin(Stdio::null()).status();
+        // A stopped process handles the SIGTERM only once it runs again.
+        self.resume();
         let deadline = tokio::time::Instant::now() + grace;
         loop {
             if let Some(status) = self.exited() {
@@ -186,6 +232,18 @@ impl Proc {
             }
             tokio::time::sleep(EXIT_POLL).await;
         }
+    }
+
+    /// The log's length in bytes now (an offset for [`Proc::log_since`]).
+    pub fn log_len(&self) -> u64 {
+        std::fs::metadata(&self.log).map_or(0, |m| m.len())
+    }
+
+    /// What the log gained after byte `offset` (lossy UTF-8).
+    pub fn log_since(&self, offset: u64) -> String {
+        let bytes = std::fs::read(&self.log).unwrap_or_default();
+        let from = (offset as usize).min(bytes.len());
+        String::from_utf8_lossy(&bytes[from..]).into_owned()
     }
 
     /// The last `lines` lines of the log, for error messages.

@@ -6,6 +6,12 @@
 //! again, or starts a blackout of Pub/Sub; random faults (503s, dropped connections, latency)
 //! hit Pub/Sub and GCS all along. Then it waits until every hour is closed and checks the
 //! buckets.
+//!
+//! With several exporter replicas ([`Scenario::with_replicas`]) a scenario can also pause a
+//! replica with `SIGSTOP` past the ack deadline, kill one (or the one with a fixed name) and
+//! start it again, and scale in; with [`Scenario::with_backlog`] its first steps pile up in
+//! Pub/Sub before any exporter starts; with [`Scenario::with_moving_window`] the event time
+//! moves forward as it writes, so hours close while the disruptions happen.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -15,8 +21,8 @@ use testkit::Fault;
 
 use crate::bins::Binaries;
 use crate::config::{PipelineOptions, StorageKind};
-use crate::error::Result;
-use crate::loggen::{LogGen, LogOptions};
+use crate::error::{Error, Result};
+use crate::loggen::{HOUR, LogGen, LogOptions};
 use crate::pipeline::{Component, Pipeline};
 use crate::verify::{Verification, verify};
 
@@ -29,6 +35,33 @@ pub enum Disruption {
     KillTailerAndRotate,
     /// Every request to Pub/Sub fails (connections dropped) for this long.
     PubsubBlackout(Duration),
+    /// `SIGSTOP` an exporter replica (best effort: one whose log says within 3 s that it is
+    /// closing an hour; otherwise a random running one) and `SIGCONT` it after this long,
+    /// while the steps go on.
+    PauseExporter(Duration),
+    /// `SIGKILL` an exporter replica without a fixed name (best effort: one closing an hour,
+    /// as above) and start it again.
+    KillExporterReplica,
+    /// `SIGKILL` the exporter replica with a fixed `replica` name and start it again under
+    /// the same name.
+    KillFixedReplica,
+    /// Scale in: `SIGTERM` running exporter replicas, the last first, until this many run;
+    /// each must exit 0 in time. They do not come back. A paused one is continued at the end
+    /// of its pause first.
+    ScaleIn(usize),
+}
+
+impl Disruption {
+    /// Whether it `SIGKILL`s a running process of `c` (the tailer, the event-service, or any
+    /// exporter replica).
+    pub fn kills(self, c: Component) -> bool {
+        match self {
+            Disruption::Kill(k) => k == c,
+            Disruption::KillTailerAndRotate => c == Component::Tailer,
+            Disruption::KillExporterReplica | Disruption::KillFixedReplica => c == Component::Exporter,
+            Disruption::PubsubBlackout(_) | Disruption::PauseExporter(_) | Disruption::ScaleIn(_) => false,
+        }
+    }
 }
 
 /// A fault scenario.
@@ -53,6 +86,19 @@ pub struct Scenario {
     pub idle_secs: u64,
     /// How long the hours may take to close after the writing.
     pub close_timeout: Duration,
+    /// The exporter replicas ([`PipelineOptions::replicas`]). Default one, default name.
+    pub replicas: Vec<Option<String>>,
+    /// Steps written (and delivered into Pub/Sub) before any exporter starts. Default 0.
+    pub backlog_steps: u32,
+    /// Consecutive event-time hours of the sample; the first is `hours + 2` hours before the
+    /// current one. Default 2.
+    pub hours: u32,
+    /// With `Some(w)`, each step writes events of only `w` consecutive hours, the window
+    /// moving from the first hour to the last over the steps. Default `None` (every step
+    /// spreads over all hours).
+    pub window_hours: Option<u32>,
+    /// Pause after each step. Default 200 ms.
+    pub step_pause: Duration,
 }
 
 impl Scenario {
@@ -68,7 +114,45 @@ impl Scenario {
             gcs: None,
             idle_secs: 20,
             close_timeout: Duration::from_secs(240),
+            replicas: vec![None],
+            backlog_steps: 0,
+            hours: 2,
+            window_hours: None,
+            step_pause: Duration::from_millis(200),
         }
+    }
+
+    /// Adds disruption `d` after step `step`.
+    pub fn with_disruption_at(mut self, step: u32, d: Disruption) -> Self {
+        self.disruptions.push((step, d));
+        self
+    }
+
+    /// One exporter process per entry, `Some(name)` with a fixed `replica` name.
+    pub fn with_replicas(mut self, replicas: Vec<Option<String>>) -> Self {
+        self.replicas = replicas;
+        self
+    }
+
+    /// The first `steps` steps are written and delivered into Pub/Sub before any exporter
+    /// starts.
+    pub fn with_backlog(mut self, steps: u32) -> Self {
+        self.backlog_steps = steps;
+        self
+    }
+
+    /// Event times over `hours` hours, each step writing `window` of them, the window moving
+    /// forward over the steps.
+    pub fn with_moving_window(mut self, hours: u32, window: u32) -> Self {
+        self.hours = hours;
+        self.window_hours = Some(window.clamp(1, hours.max(1)));
+        self
+    }
+
+    /// Pause after each step.
+    pub fn with_step_pause(mut self, pause: Duration) -> Self {
+        self.step_pause = pause;
+        self
     }
 
     /// Adds `count` disruptions spread at random over the first three quarters of the steps.
@@ -102,8 +186,17 @@ pub struct ScenarioReport {
     pub name: String,
     /// Valid events written.
     pub events: u64,
-    /// `SIGKILL`s of the tailer, event-service and exporter.
+    /// `SIGKILL`s of the tailer, event-service and exporter (all replicas).
     pub kills: [u32; 3],
+    /// Exporter replicas it started with.
+    pub replicas: usize,
+    /// `SIGSTOP`s of exporter replicas.
+    pub pauses: u32,
+    /// Exporter replicas stopped for good by a scale-in.
+    pub scaled_in: u32,
+    /// What each exporter-replica disruption did, e.g. `step 10: SIGSTOP exporter-2 (closing)
+    /// for 14s`; `(closing)` when its log said it was closing an hour just before.
+    pub actions: Vec<String>,
     /// Log rotations.
     pub rotations: u32,
     /// Blackouts of Pub/Sub.
@@ -140,13 +233,17 @@ impl fmt::Display for ScenarioReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "scenario {}: {} events, kills tailer/service/exporter {}/{}/{}, rotations {}, blackouts {}, \
-             faults pubsub {} gcs {}, lost {}, duplicated {}, other errors {}, late {}, {:.0} s: {}",
+            "scenario {}: {} events, kills tailer/service/exporter {}/{}/{}, exporter replicas {} \
+             (pauses {}, scaled in {}), rotations {}, blackouts {}, faults pubsub {} gcs {}, lost {}, \
+             duplicated {}, other errors {}, late {}, {:.0} s: {}",
             self.name,
             self.events,
             self.kills[0],
             self.kills[1],
             self.kills[2],
+            self.replicas,
+            self.pauses,
+            self.scaled_in,
             self.rotations,
             self.blackouts,
             self.pubsub_faults,
@@ -158,10 +255,36 @@ impl fmt::Display for ScenarioReport {
             self.seconds,
             if self.ok() { "PASS" } else { "FAIL" }
         )?;
-        match &self.error {
-            Some(e) => write!(f, " ({e})"),
-            None => Ok(()),
+        if let Some(e) = &self.error {
+            write!(f, " ({e})")?;
         }
+        for a in &self.actions {
+            write!(f, "\n  {a}")?;
+        }
+        let v = &self.verification;
+        if !v.folder_ok() {
+            write!(
+                f,
+                "\n  folder reader: {} sample events read, {} duplicates, {} lost, {} files no manifest lists, \
+                 {} count errors, {} hours without _SUCCESS",
+                v.folder_events,
+                v.folder_duplicates,
+                v.folder_lost,
+                v.extra_files.len(),
+                v.folder_errors.len(),
+                v.missing_hours.len()
+            )?;
+            for x in v.extra_files.iter().take(3) {
+                write!(f, "\n    file no manifest lists: {x}")?;
+            }
+            for x in v.folder_errors.iter().take(3) {
+                write!(f, "\n    {x}")?;
+            }
+            for x in v.missing_hours.iter().take(3) {
+                write!(f, "\n    no _SUCCESS: {x}")?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -177,6 +300,11 @@ fn random_faults() -> Vec<Fault> {
     ]
 }
 
+/// How long a replica about to be paused or killed is watched for a line about closing.
+const CLOSING_WATCH: Duration = Duration::from_secs(3);
+/// How long the backlog may take to be acknowledged by the event-service.
+const BACKLOG_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Runs `s` in `dir` against the emulator at `emulator_host`.
 pub async fn run_scenario(
     s: &Scenario,
@@ -188,7 +316,9 @@ pub async fn run_scenario(
     let mut opts = PipelineOptions::new(dir)
         .with_emulator_host(emulator_host)
         .with_idle_secs(s.idle_secs)
-        .with_proxies(true, s.gcs.is_some());
+        .with_proxies(true, s.gcs.is_some())
+        .with_replicas(s.replicas.clone())
+        .with_deferred_exporters(s.backlog_steps > 0);
     if let Some((endpoint, bucket)) = &s.gcs {
         opts = opts.with_storage(StorageKind::Gcs { endpoint: endpoint.clone(), bucket: bucket.clone() });
     }
@@ -205,13 +335,39 @@ pub async fn run_scenario(
             proxy.set_random_faults(s.gcs_fault_rate, random_faults());
         }
     }
-    let mut log = LogGen::create(&p.log_path(), LogOptions::new(crate::sample_first_hour()))?;
+    let hours = s.hours.max(1);
+    let first_hour = crate::current_hour() - i64::from(hours + 2) * HOUR;
+    let mut log_opts = LogOptions::new(first_hour);
+    log_opts.hours = hours;
+    let mut log = LogGen::create(&p.log_path(), log_opts)?;
     let per_step = s.events.div_ceil(u64::from(s.steps.max(1)));
     let mut blackouts = 0;
+    let mut scaled_in = 0;
+    let mut actions = Vec::new();
+    // Paused replicas and when to continue them.
+    let mut paused: Vec<(usize, tokio::time::Instant)> = Vec::new();
     for step in 0..s.steps {
+        if let Some(w) = s.window_hours {
+            let moves = u64::from(hours - w);
+            let off = moves * u64::from(step) / u64::from(s.steps.saturating_sub(1).max(1));
+            log.set_window(first_hour + off as i64 * HOUR, w);
+        }
         let n = per_step.min(s.events.saturating_sub(log.written().len() as u64));
         log.write(n)?;
         p.check_alive()?;
+        if s.backlog_steps > 0 && step + 1 == s.backlog_steps {
+            wait_acked(&p, log.written().len() as u64, BACKLOG_TIMEOUT).await?;
+            p.start_exporters().await?;
+        }
+        let now = tokio::time::Instant::now();
+        paused.retain(|(i, until)| {
+            let due = *until <= now;
+            if due {
+                p.resume_exporter(*i);
+                actions.push(format!("step {step}: SIGCONT {}", p.exporter(*i).name()));
+            }
+            !due
+        });
         for (_, d) in s.disruptions.iter().filter(|(at, _)| *at == step) {
             match *d {
                 Disruption::Kill(c) => {
@@ -231,18 +387,88 @@ pub async fn run_scenario(
                         blackouts += 1;
                     }
                 }
+                Disruption::PauseExporter(d) => {
+                    let among = p.running_exporters();
+                    if let Some((i, c)) = pick_closing(&p, &among).await {
+                        p.pause_exporter(i);
+                        paused.push((i, tokio::time::Instant::now() + d));
+                        actions.push(format!(
+                            "step {step}: SIGSTOP {}{} for {d:?}",
+                            p.exporter(i).name(),
+                            closing(c)
+                        ));
+                    }
+                }
+                Disruption::KillExporterReplica => {
+                    let among: Vec<usize> =
+                        p.running_exporters().into_iter().filter(|i| p.replica_name(*i).is_none()).collect();
+                    if let Some((i, c)) = pick_closing(&p, &among).await {
+                        actions.push(format!(
+                            "step {step}: SIGKILL {}{}, restarted",
+                            p.exporter(i).name(),
+                            closing(c)
+                        ));
+                        p.kill_and_restart_exporter(i).await?;
+                    }
+                }
+                Disruption::KillFixedReplica => {
+                    let fixed = (0..p.exporter_count()).find(|i| p.replica_name(*i).is_some());
+                    if let Some(i) = fixed.filter(|i| p.exporter(*i).starts() > 0) {
+                        tokio::time::sleep(Duration::from_millis(fastrand::u64(0..300))).await;
+                        actions.push(format!(
+                            "step {step}: SIGKILL {} (fixed name), restarted",
+                            p.exporter(i).name()
+                        ));
+                        p.kill_and_restart_exporter(i).await?;
+                    }
+                }
+                Disruption::ScaleIn(keep) => {
+                    let mut running: Vec<usize> =
+                        (0..p.exporter_count()).filter(|i| p.exporter_alive(*i)).collect();
+                    while running.len() > keep {
+                        let Some(i) = running.pop() else { break };
+                        // A paused replica first gets its whole pause.
+                        if let Some(at) = paused.iter().position(|(j, _)| *j == i) {
+                            let (_, until) = paused.remove(at);
+                            tokio::time::sleep_until(until).await;
+                            p.resume_exporter(i);
+                            actions.push(format!("step {step}: SIGCONT {}", p.exporter(i).name()));
+                        }
+                        p.terminate_exporter(i).await?;
+                        actions.push(format!(
+                            "step {step}: SIGTERM {} (scale-in), exited 0",
+                            p.exporter(i).name()
+                        ));
+                        scaled_in += 1;
+                    }
+                }
             }
         }
         // Spread the steps over time, so disruptions meet traffic in flight.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(s.step_pause).await;
+    }
+    if s.backlog_steps >= s.steps {
+        p.start_exporters().await?;
+    }
+    // Paused replicas continue at their time, before the hours are awaited.
+    for (i, until) in paused.drain(..) {
+        tokio::time::sleep_until(until).await;
+        p.resume_exporter(i);
+        actions.push(format!("after the steps: SIGCONT {}", p.exporter(i).name()));
     }
     let closed = p.wait_closed(&log.buckets(), s.close_timeout).await;
     let v = verify(p.store().as_ref(), log.written(), false).await?;
-    let kills = [Component::Tailer, Component::Service, Component::Exporter].map(|c| p.process(c).kills());
+    let kills =
+        [p.process(Component::Tailer).kills(), p.process(Component::Service).kills(), p.exporter_kills()];
+    let pauses = (0..p.exporter_count()).map(|i| p.exporter(i).pauses()).sum();
     let report = ScenarioReport {
         name: s.name.clone(),
         events: log.written().len() as u64,
         kills,
+        replicas: p.exporter_count(),
+        pauses,
+        scaled_in,
+        actions,
         rotations: log.rotations(),
         blackouts,
         pubsub_faults: p.pubsub_proxy().map_or(0, testkit::FaultProxy::faults_injected),
@@ -257,4 +483,38 @@ pub async fn run_scenario(
     };
     let _ = p.stop().await;
     Ok(report)
+}
+
+/// Best effort: the replica of `among` that says first (within [`CLOSING_WATCH`]) that it is
+/// closing an hour (`true`), else a random one (`false`); `None` when `among` is empty.
+async fn pick_closing(p: &Pipeline, among: &[usize]) -> Option<(usize, bool)> {
+    if among.is_empty() {
+        return None;
+    }
+    match p.wait_exporter_closing(among, CLOSING_WATCH).await {
+        Some(i) => Some((i, true)),
+        None => among.get(fastrand::usize(..among.len())).map(|i| (*i, false)),
+    }
+}
+
+fn closing(c: bool) -> &'static str {
+    if c { " (closing)" } else { "" }
+}
+
+/// Waits until the tailer counts `events` events acknowledged by the event-service (which
+/// acknowledges only what Pub/Sub accepted).
+async fn wait_acked(p: &Pipeline, events: u64, timeout: Duration) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let acked = p.metric(Component::Tailer, "tailer_events_acked_total").await.unwrap_or(0.0) as u64;
+        if acked >= events {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Error::Timeout(format!(
+                "the tailer counts {acked} of {events} backlog events acknowledged after {timeout:?}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -85,6 +85,15 @@ pub struct Summary {
     pub bytes: u64,
     /// Manifest inconsistencies.
     pub manifest_errors: Vec<String>,
+    /// Whether a folder reader (every file of a closed hour folder not starting with `_` or
+    /// `.`) reads every event once and only what the manifests list, with no hour missing.
+    pub folder_reader_ok: bool,
+    /// Files in closed hour folders that no manifest lists.
+    pub extra_files: Vec<String>,
+    /// Extra copies a folder reader reads.
+    pub folder_duplicates: u64,
+    /// Hours without `_SUCCESS` between a type's first and last closed hour.
+    pub missing_hours: Vec<String>,
     /// Exported events per second, from the first line written to the last part file written.
     pub events_per_sec: f64,
     /// Median end-to-end latency (line written → part file durably written), ms.
@@ -128,6 +137,10 @@ impl Summary {
             files: v.files,
             bytes: v.bytes,
             manifest_errors: v.manifest_errors.clone(),
+            folder_reader_ok: v.folder_ok(),
+            extra_files: v.extra_files.clone(),
+            folder_duplicates: v.folder_duplicates,
+            missing_hours: v.missing_hours.clone(),
             events_per_sec: span.map_or(0.0, |s| (v.events_exported as f64 / s).round()),
             e2e_p50_ms: v.latency_quantile_ms(0.5),
             e2e_p99_ms: v.latency_quantile_ms(0.99),
@@ -175,6 +188,15 @@ impl Summary {
         );
         for e in &self.manifest_errors {
             out.push_str(&format!("manifest error: {e}\n"));
+        }
+        if !self.folder_reader_ok {
+            out.push_str(&format!(
+                "folder reader (every file of a closed hour folder): {} duplicates, {} files no manifest lists, \
+                 {} hours without _SUCCESS\n",
+                self.folder_duplicates,
+                self.extra_files.len(),
+                self.missing_hours.len()
+            ));
         }
         out
     }

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use e2e::{Binaries, Component, Disruption, Scenario, run_scenario};
+use e2e::{ACK_DEADLINE_SECS, Binaries, Component, Disruption, Scenario, ScenarioReport, run_scenario};
 use testkit::{Emulator, FakeGcs};
 use tokio::sync::Semaphore;
 
@@ -19,27 +19,26 @@ fn events() -> u64 {
     std::env::var("EVENTPIPE_E2E_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(6000)
 }
 
-async fn check(s: Scenario) {
-    let _slot = SLOTS.acquire().await.expect("semaphore");
+async fn check(s: Scenario) -> ScenarioReport {
+    check_in_slots(s, 1).await
+}
+
+/// Runs `s` holding `slots` of [`SLOTS`] (a scenario with more processes takes more).
+async fn check_in_slots(s: Scenario, slots: u32) -> ScenarioReport {
+    let _slot = SLOTS.acquire_many(slots).await.expect("semaphore");
     let bins = Binaries::for_tests().expect("binaries");
     let dir = tempfile::tempdir().expect("dir");
     let report = run_scenario(&s, &bins, &Emulator::shared().host(), dir.path()).await.expect("scenario ran");
     eprintln!("{report}");
     assert!(report.ok(), "{report}\nlost examples: {:?}", report.verification.lost_examples);
     assert_eq!(report.events, s.events, "events written");
-    let planned = |c: Component| {
-        s.disruptions
-            .iter()
-            .filter(|(_, d)| {
-                *d == Disruption::Kill(c) || (c == Component::Tailer && *d == Disruption::KillTailerAndRotate)
-            })
-            .count() as u32
-    };
+    let planned = |c: Component| s.disruptions.iter().filter(|(_, d)| d.kills(c)).count() as u32;
     assert_eq!(
         report.kills,
         [planned(Component::Tailer), planned(Component::Service), planned(Component::Exporter)],
         "every planned kill hit a running process"
     );
+    report
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,4 +98,34 @@ async fn everything_at_once() {
             .with_disruptions(1, Disruption::PubsubBlackout(Duration::from_secs(5))),
     )
     .await;
+}
+
+/// Acceptance of "exporter: exactly once with many replicas": three exporter replicas on one
+/// subscription (two with the default random name, one named `fixed`), six hours of event
+/// time moving forward so hours close during the run, the first fifth written as a backlog
+/// before any exporter starts; one replica paused with `SIGSTOP` past the ack deadline
+/// (best effort: while it closes an hour), one killed and restarted (same), the fixed one
+/// killed and restarted twice under its name, and a scale-in from three to one (`SIGTERM`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas() {
+    let pause = Duration::from_secs(u64::from(ACK_DEADLINE_SECS) + 4);
+    let report = check_in_slots(
+        Scenario::new("replicas", events(), 40)
+            .with_replicas(vec![None, None, Some("fixed".to_owned())])
+            .with_backlog(8)
+            .with_moving_window(6, 2)
+            .with_step_pause(Duration::from_millis(600))
+            // The window moves an hour every ten steps; the first hours close from step 20 on.
+            .with_disruption_at(12, Disruption::KillFixedReplica)
+            .with_disruption_at(21, Disruption::PauseExporter(pause))
+            .with_disruption_at(26, Disruption::KillFixedReplica)
+            .with_disruption_at(31, Disruption::KillExporterReplica)
+            .with_disruption_at(35, Disruption::ScaleIn(1)),
+        2,
+    )
+    .await;
+    assert_eq!(report.replicas, 3);
+    assert_eq!(report.pauses, 1, "one replica paused");
+    assert_eq!(report.scaled_in, 2, "scaled in from three replicas to one");
+    assert!(report.verification.buckets_closed >= 12, "six hours of two types: {report}");
 }
