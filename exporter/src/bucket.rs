@@ -102,7 +102,12 @@ impl Bucket {
 
     /// Oldest on-time event time (seconds) buffered or being written.
     pub(crate) fn low(&self) -> Option<i64> {
-        let buffered = self.buffer.iter().filter(|p| p.on_time).filter_map(|p| p.event.event_time.map(|t| t.seconds)).min();
+        let buffered = self
+            .buffer
+            .iter()
+            .filter(|p| p.on_time)
+            .filter_map(|p| p.event.event_time.map(|t| t.seconds))
+            .min();
         let writing = self.in_flight.values().filter(|(_, durable)| !durable.load(Ordering::Relaxed));
         buffered.into_iter().chain(writing.filter_map(|(low, _)| *low)).min()
     }

@@ -176,7 +176,11 @@ impl CloseJob {
             let name = format!("late-{}-{tag}", layout::hour_tag(orig));
             let staged = layout::staging_object(key, &name);
             self.buckets.create(&staged, encode_ids(late_ids.iter().map(String::as_str))).await?;
-            let to = format!("{}/late-{}-{tag}", layout::dedup_dir(&(key.0.clone(), orig)), layout::hour_tag(key.1));
+            let to = format!(
+                "{}/late-{}-{tag}",
+                layout::dedup_dir(&(key.0.clone(), orig)),
+                layout::hour_tag(key.1)
+            );
             copies.push(Copy { from: staged.to_string(), to });
             written.push(staged);
         }

@@ -271,7 +271,10 @@ impl Core {
 
     fn is_done(&self, key: &HourKey) -> bool {
         self.closing.contains(key)
-            || self.types.get(&key.0).is_some_and(|s| s.done.contains(&key.1) || s.cursor.is_some_and(|c| key.1 < c))
+            || self
+                .types
+                .get(&key.0)
+                .is_some_and(|s| s.done.contains(&key.1) || s.cursor.is_some_and(|c| key.1 < c))
     }
 
     /// The earliest hour of `event_type` ahead of the fleet watermark and not closed.
@@ -289,7 +292,12 @@ impl Core {
 
     fn park(&mut self, p: Pending, size: usize, e: &Error) {
         tracing::warn!(event_id = %p.event.id, error = %e, "storage check failed; the event is held and retried");
-        self.parked.push_back(Parked { p, size, attempts: 0, at: Instant::now() + self.buckets.retry_initial });
+        self.parked.push_back(Parked {
+            p,
+            size,
+            attempts: 0,
+            at: Instant::now() + self.buckets.retry_initial,
+        });
         self.metrics.deliveries_parked.set(self.parked.len() as i64);
     }
 
@@ -339,7 +347,8 @@ impl Core {
         events.sort_unstable_by(|a, b| a.event.id.cmp(&b.event.id));
         let part = self.next_part;
         self.next_part += 1;
-        let low = events.iter().filter(|p| p.on_time).filter_map(|p| p.event.event_time.map(|t| t.seconds)).min();
+        let low =
+            events.iter().filter(|p| p.on_time).filter_map(|p| p.event.event_time.map(|t| t.seconds)).min();
         let durable = Arc::new(std::sync::atomic::AtomicBool::new(false));
         b.in_flight.insert(part, (low, durable.clone()));
         let (fmt, codec) = (self.cfg.files.format, self.cfg.files.codec);
@@ -456,7 +465,8 @@ impl Core {
             Err(e) => {
                 self.metrics.close_failures.inc();
                 let n = self.wait.get(&key).map_or(0, |w| w.1) + 1;
-                let delay = (self.buckets.retry_initial * 2u32.saturating_pow(n.min(16))).min(MAX_RETRY_DELAY * 10);
+                let delay =
+                    (self.buckets.retry_initial * 2u32.saturating_pow(n.min(16))).min(MAX_RETRY_DELAY * 10);
                 tracing::error!(hour = %layout::hour_dir(&key), error = %e, failures = n, retry_in_ms = delay.as_millis() as u64, "cannot close the hour; other hours go on");
                 self.wait.insert(key, (Instant::now() + delay, n));
             }
@@ -549,7 +559,8 @@ impl Core {
 
     fn repark(&mut self, mut item: Parked, e: &Error) {
         item.attempts += 1;
-        let delay = (self.buckets.retry_initial * 2u32.saturating_pow(item.attempts.min(16))).min(MAX_RETRY_DELAY);
+        let delay =
+            (self.buckets.retry_initial * 2u32.saturating_pow(item.attempts.min(16))).min(MAX_RETRY_DELAY);
         tracing::debug!(event_id = %item.p.event.id, error = %e, attempts = item.attempts, "storage check still failing");
         item.at = Instant::now() + delay;
         self.parked.push_back(item);
@@ -577,13 +588,14 @@ impl Core {
             }
             hours.entry(k.0.as_str()).or_default().push(k.1);
         }
-        let parked_low: HashMap<&str, i64> = self.parked.iter().filter(|p| p.p.on_time).fold(HashMap::new(), |mut m, p| {
-            if let Some(t) = p.p.event.event_time {
-                let e = m.entry(p.p.event.r#type.as_str()).or_insert(t.seconds);
-                *e = (*e).min(t.seconds);
-            }
-            m
-        });
+        let parked_low: HashMap<&str, i64> =
+            self.parked.iter().filter(|p| p.p.on_time).fold(HashMap::new(), |mut m, p| {
+                if let Some(t) = p.p.event.event_time {
+                    let e = m.entry(p.p.event.r#type.as_str()).or_insert(t.seconds);
+                    *e = (*e).min(t.seconds);
+                }
+                m
+            });
         for (t, ts) in &mut self.types {
             let low = match (lows.get(t.as_str()), parked_low.get(t.as_str())) {
                 (Some(a), Some(b)) => Some(*a.min(b)),
@@ -748,7 +760,11 @@ async fn write_part(
                 // incarnation ids rule out; never take it as written: write under another name.
                 tracing::error!(%path, error = %e, "part name taken with other content; writing it under another name");
                 retry += 1;
-                name = format!("{}-r{retry}{}", name.trim_end_matches(crate::close::format_of(&name).map_or("", |f| f.extension())), crate::close::format_of(&name).map_or("", |f| f.extension()));
+                name = format!(
+                    "{}-r{retry}{}",
+                    name.trim_end_matches(crate::close::format_of(&name).map_or("", |f| f.extension())),
+                    crate::close::format_of(&name).map_or("", |f| f.extension())
+                );
             }
         }
     }

@@ -22,7 +22,8 @@ pub(crate) async fn load(b: &Buckets, key: &HourKey) -> Result<HashSet<String>> 
     if let Some(commit) = b.commit(key).await? {
         let index = layout::hour_object(key, &commit.manifest.ids_index);
         // Not published yet: the index is still at its staged name.
-        let staged = commit.copies.iter().find(|c| c.to == index.as_ref()).map(|c| Path::from(c.from.as_str()));
+        let staged =
+            commit.copies.iter().find(|c| c.to == index.as_ref()).map(|c| Path::from(c.from.as_str()));
         ids = match b.get(&index).await? {
             Some(_) => b.read_ids(&index).await?,
             None => match staged {

@@ -12,9 +12,9 @@ use tokio::task::JoinSet;
 use crate::config::Config;
 use crate::core::Core;
 use crate::error::{Error, Result};
+use crate::fleet::{Fleet, FleetView, Heartbeat};
 use crate::metrics::Metrics;
 use crate::storage;
-use crate::fleet::{Fleet, FleetView, Heartbeat};
 use crate::store::Buckets;
 use object_store::ObjectStore;
 
@@ -47,7 +47,10 @@ impl Exporter {
         let registry = event_model::Registry::load(&config.registry)?;
         let metrics = Arc::new(Metrics::new());
         let replica = config.replica.clone().unwrap_or_else(|| {
-            std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty() && !h.contains('/')).unwrap_or_else(|| "exporter".into())
+            std::env::var("HOSTNAME")
+                .ok()
+                .filter(|h| !h.is_empty() && !h.contains('/'))
+                .unwrap_or_else(|| "exporter".into())
         });
         // A fresh incarnation per process start: no two processes ever write the same name.
         let me = format!("{replica}-{:016x}", fastrand::u64(..));
@@ -112,7 +115,12 @@ impl Exporter {
         let (tx, rx) = mpsc::channel::<Delivery>(1024);
         let mut pullers = JoinSet::new();
         for sub in subs {
-            pullers.spawn(pull(sub, tx.clone(), stop_rx.clone(), Duration::from_secs(config.shutdown_timeout_secs)));
+            pullers.spawn(pull(
+                sub,
+                tx.clone(),
+                stop_rx.clone(),
+                Duration::from_secs(config.shutdown_timeout_secs),
+            ));
         }
         drop(tx);
         if let Some(addr) = config.metrics_listen {
@@ -121,7 +129,13 @@ impl Exporter {
                 .map_err(|e| Error::Config(format!("metrics_listen {addr}: {e}")))?;
             pullers.spawn(serve_metrics(listener, metrics.clone(), stop_rx.clone()));
         }
-        let heartbeats = tokio::spawn(crate::fleet::run(fleet.clone(), beat_rx, view_tx, metrics.clone(), stop_rx.clone()));
+        let heartbeats = tokio::spawn(crate::fleet::run(
+            fleet.clone(),
+            beat_rx,
+            view_tx,
+            metrics.clone(),
+            stop_rx.clone(),
+        ));
         let core = tokio::spawn(run_core(core, rx, stop_rx, heartbeats, fleet));
         tracing::info!(process = %me, types = registry.len(), "exporter started");
         Ok(Exporter { metrics, stop, core, pullers, replica, me })

@@ -240,8 +240,11 @@ mod tests {
             writer: writer.into(),
             written_at: at,
             last_delivery_at: None,
-            types: [("play".to_owned(), TypeBeat { watermark: wm, fleet, open_hours: vec![7200], ..TypeBeat::default() })]
-                .into(),
+            types: [(
+                "play".to_owned(),
+                TypeBeat { watermark: wm, fleet, open_hours: vec![7200], ..TypeBeat::default() },
+            )]
+            .into(),
         }
     }
 

@@ -105,7 +105,10 @@ mod tests {
     fn names() {
         let key = ("play".to_owned(), 1_795_428_000);
         assert_eq!(hour_dir(&key), "play/2026-11-23/10");
-        assert_eq!(staging_object(&key, "part-a-1.avro").as_ref(), "_staging/play/2026-11-23/10/part-a-1.avro");
+        assert_eq!(
+            staging_object(&key, "part-a-1.avro").as_ref(),
+            "_staging/play/2026-11-23/10/part-a-1.avro"
+        );
         assert_eq!(dedup_dir(&key).as_ref(), "_dedup/play/2026-11-23/10");
         assert_eq!(hour_tag(key.1), "2026-11-23T10");
         assert_eq!(parse_hour("2026-11-23", "10"), Some(key.1));

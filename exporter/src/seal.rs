@@ -97,7 +97,9 @@ pub(crate) async fn acquire(b: &Buckets, key: &HourKey, me: &str, stale: &Stalen
     let Some((generation, name)) = current.last() else {
         return match b.create(&layout::staging_object(key, &seal_name(0)), mine).await {
             Ok(_) => Ok(Sealing::Held(0)),
-            Err(Error::Conflict { .. }) => Ok(Sealing::Busy("a closer that sealed at the same moment".into())),
+            Err(Error::Conflict { .. }) => {
+                Ok(Sealing::Busy("a closer that sealed at the same moment".into()))
+            }
             Err(e) => Err(e),
         };
     };

@@ -115,12 +115,6 @@ impl Buckets {
             .collect())
     }
 
-    /// Names of the folders directly below `prefix`.
-    pub(crate) async fn list_dirs(&self, prefix: &Path) -> Result<Vec<String>> {
-        let listing = self.store.list_with_delimiter(Some(prefix)).await?;
-        Ok(listing.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_owned)).collect())
-    }
-
     /// Deletes `path`; a missing object is not an error.
     pub(crate) async fn delete(&self, path: &Path) -> Result<()> {
         match self.store.delete(path).await {

@@ -174,7 +174,10 @@ async fn an_hour_left_open_days_ago_is_closed_at_the_next_start() {
     assert!(
         wait_for(Duration::from_secs(60), || {
             let closed: std::collections::HashSet<_> = manifests(&root).into_iter().map(|(d, _)| d).collect();
-            (0..).map(|i| old + i * 3600).take_while(|h| *h <= last).all(|h| closed.contains(&root.join(event_model::HourBucket::at("play", h).path())))
+            (0..)
+                .map(|i| old + i * 3600)
+                .take_while(|h| *h <= last)
+                .all(|h| closed.contains(&root.join(event_model::HourBucket::at("play", h).path())))
         })
         .await,
         "an hour between the first and the watermark has no _SUCCESS"
