@@ -277,10 +277,24 @@ impl Core {
                 .is_some_and(|s| s.done.contains(&key.1) || s.cursor.is_some_and(|c| key.1 < c))
     }
 
-    /// The earliest hour of `event_type` ahead of the fleet watermark and not closed.
+    /// The earliest open hour of `event_type`: the earliest one open here ahead of the fleet
+    /// watermark, else the watermark's hour (the clock's, minus the lateness, while the
+    /// watermark knows nothing yet: a late event never opens an hour in the past).
     fn late_target(&self, event_type: &str) -> HourKey {
+        let now = now_secs();
         let fleet = self.types.get(event_type).map_or(i64::MIN, |s| s.fleet);
-        let mut hour = hour_of(fleet.max(0));
+        let base = hour_of(fleet.max(0));
+        if let Some((k, _)) =
+            self.open.iter().find(|(k, _)| k.0 == event_type && k.1 >= base && !self.is_done(k))
+        {
+            return k.clone();
+        }
+        let floor = hour_of(now - self.cfg.close.max_event_age_hours as i64 * HOUR);
+        let mut hour = if fleet <= floor + HOUR {
+            hour_of(now - self.cfg.close.allowed_lateness_secs as i64).max(base)
+        } else {
+            base
+        };
         loop {
             let key = (event_type.to_owned(), hour);
             if !self.is_done(&key) {
@@ -673,13 +687,13 @@ impl Core {
             if self.closing.contains(&key) || self.wait.get(&key).is_some_and(|w| w.0 > now) {
                 continue;
             }
-            if let Some(b) = self.open.get(&key) {
-                if !b.is_idle() {
-                    let since = *self.due_since.entry(key.clone()).or_insert(now);
-                    self.cut(&key);
-                    if since.elapsed() < DUE_GRACE {
-                        continue;
-                    }
+            if let Some(b) = self.open.get(&key)
+                && !b.is_idle()
+            {
+                let since = *self.due_since.entry(key.clone()).or_insert(now);
+                self.cut(&key);
+                if since.elapsed() < DUE_GRACE {
+                    continue;
                 }
             }
             self.due_since.remove(&key);

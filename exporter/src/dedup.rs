@@ -16,33 +16,70 @@ use crate::error::Result;
 use crate::layout::{self, HourKey};
 use crate::store::Buckets;
 
-/// Loads the dedup record of `key`: empty when the hour has no commit record.
-pub(crate) async fn load(b: &Buckets, key: &HourKey) -> Result<HashSet<String>> {
-    let mut ids = HashSet::new();
-    if let Some(commit) = b.commit(key).await? {
-        let index = layout::hour_object(key, &commit.manifest.ids_index);
-        // Not published yet: the index is still at its staged name.
-        let staged =
-            commit.copies.iter().find(|c| c.to == index.as_ref()).map(|c| Path::from(c.from.as_str()));
-        ids = match b.get(&index).await? {
-            Some(_) => b.read_ids(&index).await?,
-            None => match staged {
-                Some(from) => b.read_ids(&from).await?,
-                None => HashSet::new(),
-            },
-        };
+/// The ids of `key`'s own id index (empty when the hour has no commit record).
+async fn load_index(b: &Buckets, key: &HourKey) -> Result<HashSet<String>> {
+    let Some(commit) = b.commit(key).await? else { return Ok(HashSet::new()) };
+    let index = layout::hour_object(key, &commit.manifest.ids_index);
+    // Not published yet: the index is still at its staged name.
+    let staged = commit.copies.iter().find(|c| c.to == index.as_ref()).map(|c| Path::from(c.from.as_str()));
+    match b.get(&index).await? {
+        Some(_) => b.read_ids(&index).await,
+        None => match staged {
+            Some(from) => b.read_ids(&from).await,
+            None => Ok(HashSet::new()),
+        },
     }
+}
+
+/// Adds to `ids` the late records of `key` not in `seen` yet; returns whether any was new.
+async fn load_late(
+    b: &Buckets,
+    key: &HourKey,
+    ids: &mut HashSet<String>,
+    seen: &mut HashSet<String>,
+) -> Result<bool> {
     let dir = layout::dedup_dir(key);
+    let mut new = false;
     for name in b.list(&dir).await? {
-        ids.extend(b.read_ids(&Path::from(format!("{dir}/{name}"))).await?);
+        if seen.insert(name.clone()) {
+            ids.extend(b.read_ids(&Path::from(format!("{dir}/{name}"))).await?);
+            new = true;
+        }
     }
-    Ok(ids)
+    Ok(new)
+}
+
+/// One hour's record as loaded: its ids and the late records read.
+struct Loaded {
+    ids: HashSet<String>,
+    late: HashSet<String>,
+    used: u64,
+}
+
+impl Loaded {
+    async fn load(b: &Buckets, key: &HourKey) -> Result<Loaded> {
+        let mut l = Loaded { ids: load_index(b, key).await?, late: HashSet::new(), used: 0 };
+        load_late(b, key, &mut l.ids, &mut l.late).await?;
+        Ok(l)
+    }
+
+    /// Whether `id` is in the record; a miss looks for late records written since the load
+    /// (a later hour closing adds them at any time).
+    async fn contains(&mut self, b: &Buckets, key: &HourKey, id: &str) -> Result<bool> {
+        if self.ids.contains(id) {
+            return Ok(true);
+        }
+        if load_late(b, key, &mut self.ids, &mut self.late).await? {
+            return Ok(self.ids.contains(id));
+        }
+        Ok(false)
+    }
 }
 
 /// Records loaded during one close, each at most once.
 pub(crate) struct Probe {
     b: Buckets,
-    loaded: HashMap<HourKey, HashSet<String>>,
+    loaded: HashMap<HourKey, Loaded>,
 }
 
 impl Probe {
@@ -53,10 +90,10 @@ impl Probe {
     /// Whether `id` is in the dedup record of `key`.
     pub(crate) async fn contains(&mut self, key: &HourKey, id: &str) -> Result<bool> {
         if !self.loaded.contains_key(key) {
-            let ids = load(&self.b, key).await?;
-            self.loaded.insert(key.clone(), ids);
+            let l = Loaded::load(&self.b, key).await?;
+            self.loaded.insert(key.clone(), l);
         }
-        Ok(self.loaded.get(key).is_some_and(|s| s.contains(id)))
+        Ok(self.loaded.get(key).is_some_and(|l| l.ids.contains(id)))
     }
 }
 
@@ -64,7 +101,7 @@ impl Probe {
 pub(crate) struct Records {
     capacity: usize,
     clock: u64,
-    map: HashMap<HourKey, (HashSet<String>, u64)>,
+    map: HashMap<HourKey, Loaded>,
 }
 
 impl Records {
@@ -76,19 +113,18 @@ impl Records {
     /// Whether `id` is in the record of `key`, loading it if it is not cached.
     pub(crate) async fn contains(&mut self, b: &Buckets, key: &HourKey, id: &str) -> Result<bool> {
         self.clock += 1;
-        if let Some((ids, used)) = self.map.get_mut(key) {
-            *used = self.clock;
-            return Ok(ids.contains(id));
-        }
-        let ids = load(b, key).await?;
-        let found = ids.contains(id);
-        if self.map.len() >= self.capacity {
-            if let Some(old) = self.map.iter().min_by_key(|(_, (_, u))| *u).map(|(k, _)| k.clone()) {
+        if !self.map.contains_key(key) {
+            let l = Loaded::load(b, key).await?;
+            if self.map.len() >= self.capacity
+                && let Some(old) = self.map.iter().min_by_key(|(_, l)| l.used).map(|(k, _)| k.clone())
+            {
                 self.map.remove(&old);
             }
+            self.map.insert(key.clone(), l);
         }
-        self.map.insert(key.clone(), (ids, self.clock));
-        Ok(found)
+        let Some(l) = self.map.get_mut(key) else { return Ok(false) };
+        l.used = self.clock;
+        l.contains(b, key, id).await
     }
 
     /// Hours cached.

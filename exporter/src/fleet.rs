@@ -138,10 +138,10 @@ impl Fleet {
             let mut hours = BTreeSet::new();
             for name in self.buckets.list(&dir).await? {
                 let mut it = name.split('/');
-                if let (Some(date), Some(hh), Some(_)) = (it.next(), it.next(), it.next()) {
-                    if let Some(h) = layout::parse_hour(date, hh) {
-                        hours.insert(h);
-                    }
+                if let (Some(date), Some(hh), Some(_)) = (it.next(), it.next(), it.next())
+                    && let Some(h) = layout::parse_hour(date, hh)
+                {
+                    hours.insert(h);
                 }
             }
             staging.insert(t.clone(), hours);

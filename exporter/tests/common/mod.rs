@@ -183,7 +183,8 @@ pub fn closed_ids(root: &Path) -> HashMap<String, usize> {
             let bytes = std::fs::read(dir.join(&f.name)).expect("listed file exists");
             assert_eq!(f.bytes, bytes.len() as u64, "{}", f.name);
             assert_eq!(f.checksum, format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes)), "{}", f.name);
-            let events = decode_file(FileFormat::Avro, &bytes).expect("decodes");
+            let fmt = if f.name.ends_with(".ndjson.gz") { FileFormat::NdjsonGzip } else { FileFormat::Avro };
+            let events = decode_file(fmt, &bytes).expect("decodes");
             assert_eq!(events.len() as u64, f.events);
             for e in events {
                 *ids.entry(e.id).or_default() += 1;
@@ -204,4 +205,25 @@ pub async fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     cond()
+}
+
+/// Hour folders under `root` (`<type>/<date>/<HH>`), relative, with and without `_SUCCESS`.
+pub fn hour_folders(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        let name = t.file_name().to_string_lossy().into_owned();
+        if name.starts_with('_') {
+            continue;
+        }
+        for d in std::fs::read_dir(t.path()).into_iter().flatten().flatten() {
+            for h in std::fs::read_dir(d.path()).into_iter().flatten().flatten() {
+                out.push(format!(
+                    "{name}/{}/{}",
+                    d.file_name().to_string_lossy(),
+                    h.file_name().to_string_lossy()
+                ));
+            }
+        }
+    }
+    out
 }
