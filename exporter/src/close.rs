@@ -43,6 +43,8 @@ pub(crate) struct CloseJob {
     /// Duplicates this replica dropped for the hour before they were written.
     pub duplicates_seen: u64,
     pub stale: Staleness,
+    /// The staging folder is kept until this long after the hour's end.
+    pub keep_staging_secs: i64,
     pub buckets: Buckets,
 }
 
@@ -103,6 +105,9 @@ impl CloseJob {
     /// Publishes `commit` and deletes the hour's staging folder.
     async fn finish(&self, commit: &Commit) -> Result<()> {
         seal::publish(&self.buckets, &self.key, commit).await?;
+        if self.key.1 + HOUR + self.keep_staging_secs > now_secs() {
+            return Ok(());
+        }
         let n = self.buckets.delete_all(&Path::from(layout::staging_dir(&self.key))).await?;
         tracing::debug!(hour = %layout::hour_dir(&self.key), deleted = n, "staging deleted");
         Ok(())

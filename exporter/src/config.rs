@@ -152,6 +152,12 @@ pub struct CloseConfig {
     /// Default: 168 (Pub/Sub's retention).
     #[serde(default = "default_max_event_age_hours")]
     pub max_event_age_hours: u64,
+    /// How long an hour's staging folder (its parts, seals and the closer's output) is kept
+    /// after the hour is published, in seconds, counted from the hour's end: for debugging or
+    /// measuring (the local pipeline measures latency from the parts). Default: 0 (deleted at
+    /// once).
+    #[serde(default)]
+    pub keep_staging_secs: u64,
     /// Dedup records of closed hours kept in memory (whole hours, least recently used out).
     /// Default: 4.
     #[serde(default = "default_dedup_cache_hours")]
@@ -270,6 +276,7 @@ impl Default for CloseConfig {
             max_future_secs: default_max_future_secs(),
             max_event_age_hours: default_max_event_age_hours(),
             dedup_cache_hours: default_dedup_cache_hours(),
+            keep_staging_secs: 0,
         }
     }
 }

@@ -106,6 +106,8 @@ pub(crate) struct Core {
     due_since: HashMap<HourKey, Instant>,
     /// Hours behind the cursor whose staging leftovers were handled by this process.
     swept: std::collections::HashSet<HourKey>,
+    /// Kept staging folders deleted by this process.
+    cleaned: std::collections::HashSet<HourKey>,
     view: watch::Receiver<FleetView>,
     beat: watch::Sender<Heartbeat>,
     next_part: u64,
@@ -161,6 +163,7 @@ impl Core {
             wait: HashMap::new(),
             due_since: HashMap::new(),
             swept: std::collections::HashSet::new(),
+            cleaned: std::collections::HashSet::new(),
             view,
             beat,
             next_part: 0,
@@ -661,6 +664,23 @@ impl Core {
             known.extend(view.open.get(t).into_iter().flatten().copied());
             known.extend(self.open.keys().filter(|k| &k.0 == t).map(|k| k.1));
             let first = known.iter().next().copied().into_iter().chain(ts.cursor).min();
+            let keep = self.cfg.close.keep_staging_secs as i64;
+            if keep > 0 {
+                // Kept staging folders of published hours, once their time is up.
+                let now = now_secs();
+                for h in view.staging.get(t).into_iter().flatten().copied() {
+                    let key = (t.clone(), h);
+                    if ts.done.contains(&h) && h + HOUR + keep <= now && self.cleaned.insert(key.clone()) {
+                        let buckets = self.buckets.clone();
+                        self.chores.spawn(async move {
+                            let dir = object_store::path::Path::from(layout::staging_dir(&key));
+                            if let Err(e) = buckets.delete_all(&dir).await {
+                                tracing::warn!(%dir, error = %e, "cannot delete a kept staging folder");
+                            }
+                        });
+                    }
+                }
+            }
             for h in known.iter().copied().filter(|h| *h <= last) {
                 let key = (t.clone(), h);
                 // A closed hour's leftovers (a part that landed after its cleanup) are swept
@@ -721,6 +741,7 @@ impl Core {
                 silent_secs: self.fleet.silent_secs,
                 timeout_secs: self.cfg.close.seal_timeout_secs as i64,
             },
+            keep_staging_secs: self.cfg.close.keep_staging_secs as i64,
             buckets: self.buckets.clone(),
         };
         self.closing.insert(key.clone());

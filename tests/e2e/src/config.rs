@@ -236,7 +236,8 @@ pub(crate) fn write_configs(o: &PipelineOptions, w: &Wiring) -> Result<ConfigFil
                 "project = \"{project}\"\nemulator_host = \"{pubsub}\"\nregistry = \"registry.toml\"\n\
                  {replica}metrics_listen = \"127.0.0.1:{mport}\"\nshutdown_timeout_secs = 5\n{storage}\
                  [files]\nmax_age_ms = {age}\nretry_initial_ms = 100\n\
-                 [close]\nallowed_lateness_secs = {lateness}\nidle_secs = {idle}\ntick_ms = 200\n",
+                 [close]\nallowed_lateness_secs = {lateness}\nidle_secs = {idle}\ntick_ms = 200\n\
+                 keep_staging_secs = 86400\n",
                 project = o.project(),
                 pubsub = w.pubsub_host,
                 age = o.file_max_age_ms,
