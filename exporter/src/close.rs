@@ -19,7 +19,7 @@ use crate::format::{self, AvroCodec, FileFormat};
 use crate::layout::{self, COMMIT, HourKey, PART_PREFIX};
 use crate::manifest::{Commit, Copy, FileEntry, Manifest};
 use crate::seal::{self, Sealing, Staleness};
-use crate::store::{Buckets, Created, encode_ids};
+use crate::store::{Created, Store, encode_ids};
 
 const HOUR: i64 = 3600;
 
@@ -45,7 +45,7 @@ pub(crate) struct CloseJob {
     pub stale: Staleness,
     /// The staging folder is kept until this long after the hour's end.
     pub keep_staging_secs: i64,
-    pub buckets: Buckets,
+    pub store: Store,
 }
 
 /// How a close ended.
@@ -63,11 +63,11 @@ impl CloseJob {
     /// Runs the close.
     pub(crate) async fn run(self) -> Result<Closed> {
         let key = self.key.clone();
-        if let Some(commit) = self.buckets.commit(&key).await? {
+        if let Some(commit) = self.store.commit(&key).await? {
             self.finish(&commit).await?;
             return Ok(Closed::Done { by_me: false, events: commit.manifest.event_count });
         }
-        let generation = match seal::acquire(&self.buckets, &key, &self.me, &self.stale).await? {
+        let generation = match seal::acquire(&self.store, &key, &self.me, &self.stale).await? {
             Sealing::Held(g) => g,
             Sealing::Busy(holder) => return Ok(Closed::Busy(holder)),
         };
@@ -75,22 +75,22 @@ impl CloseJob {
         // made durable after it sees the seal and waits for the commit.
         let staging = Path::from(layout::staging_dir(&key));
         let mut parts: Vec<String> =
-            self.buckets.list(&staging).await?.into_iter().filter(|n| n.starts_with(PART_PREFIX)).collect();
+            self.store.list(&staging).await?.into_iter().filter(|n| n.starts_with(PART_PREFIX)).collect();
         parts.sort();
         let (commit, mine) = self.merge(&parts, generation).await?;
-        if !seal::still_holds(&self.buckets, &key, generation).await? {
+        if !seal::still_holds(&self.store, &key, generation).await? {
             tracing::warn!(hour = %layout::hour_dir(&key), "seal taken over while closing; publishing nothing");
             self.delete_own(&mine).await;
             return Ok(Closed::Fenced);
         }
         let body = bytes::Bytes::from(serde_json::to_vec_pretty(&commit).unwrap_or_default());
         let commit_path = layout::hour_object(&key, COMMIT);
-        let (commit, by_me) = match self.buckets.create(&commit_path, body).await {
+        let (commit, by_me) = match self.store.create(&commit_path, body).await {
             Ok(Created::Now | Created::Existed) => (commit, true),
             Err(Error::Conflict { .. }) => {
                 // Another closer committed first: its record is the hour's output.
                 self.delete_own(&mine).await;
-                let theirs = self.buckets.commit(&key).await?.ok_or_else(|| Error::Manifest {
+                let theirs = self.store.commit(&key).await?.ok_or_else(|| Error::Manifest {
                     path: commit_path.to_string(),
                     reason: "vanished".into(),
                 })?;
@@ -104,18 +104,18 @@ impl CloseJob {
 
     /// Publishes `commit` and deletes the hour's staging folder.
     async fn finish(&self, commit: &Commit) -> Result<()> {
-        seal::publish(&self.buckets, &self.key, commit).await?;
+        seal::publish(&self.store, &self.key, commit).await?;
         if self.key.1 + HOUR + self.keep_staging_secs > now_secs() {
             return Ok(());
         }
-        let n = self.buckets.delete_all(&Path::from(layout::staging_dir(&self.key))).await?;
+        let n = self.store.delete_all(&Path::from(layout::staging_dir(&self.key))).await?;
         tracing::debug!(hour = %layout::hour_dir(&self.key), deleted = n, "staging deleted");
         Ok(())
     }
 
     async fn delete_own(&self, names: &[Path]) {
         for p in names {
-            if let Err(e) = self.buckets.delete(p).await {
+            if let Err(e) = self.store.delete(p).await {
                 tracing::debug!(path = %p, error = %e, "cannot delete an abandoned close output");
             }
         }
@@ -129,7 +129,7 @@ impl CloseJob {
         // The parts' bytes (compressed) are held; their events are decoded a block at a time.
         let mut bytes = Vec::with_capacity(parts.len());
         for name in parts {
-            bytes.push(self.buckets.read(&layout::staging_object(key, name)).await?);
+            bytes.push(self.store.read(&layout::staging_object(key, name)).await?);
         }
         let readers = parts
             .iter()
@@ -137,7 +137,7 @@ impl CloseJob {
             .map(|(name, b)| format::read_events(format_of(name).unwrap_or(self.format), b))
             .collect::<Result<Vec<_>, _>>()?;
         let mut merge = Merge::new(readers)?;
-        let mut probe = dedup::Probe::new(self.buckets.clone());
+        let mut probe = dedup::Probe::new(self.store.clone());
         let (mut ids, mut files, mut chunk) = (Vec::<String>::new(), Vec::new(), Vec::new());
         let mut late_by_hour: BTreeMap<i64, Vec<String>> = BTreeMap::new();
         let (mut late, mut merged_duplicates, mut late_duplicates) = (0u64, 0u64, 0u64);
@@ -173,14 +173,14 @@ impl CloseJob {
         drop(chunk);
         let ids_name = format!("_ids-{tag}");
         let staged = layout::staging_object(key, &format!("ids-{tag}"));
-        self.buckets.create(&staged, encode_ids(ids.iter().map(String::as_str))).await?;
+        self.store.create(&staged, encode_ids(ids.iter().map(String::as_str))).await?;
         copies.push(Copy { from: staged.to_string(), to: layout::hour_object(key, &ids_name).to_string() });
         written.push(staged);
         for (orig, mut late_ids) in late_by_hour {
             late_ids.sort_unstable();
             let name = format!("late-{}-{tag}", layout::hour_tag(orig));
             let staged = layout::staging_object(key, &name);
-            self.buckets.create(&staged, encode_ids(late_ids.iter().map(String::as_str))).await?;
+            self.store.create(&staged, encode_ids(late_ids.iter().map(String::as_str))).await?;
             let to = format!(
                 "{}/late-{}-{tag}",
                 layout::dedup_dir(&(key.0.clone(), orig)),
@@ -218,7 +218,7 @@ impl CloseJob {
         let encoded = format::encode_file(self.format, self.codec, &self.spec, events)?;
         let bytes = encoded.bytes.len() as u64;
         let staged = layout::staging_object(&self.key, &format!("merged-{tag}-{n:05}{ext}"));
-        self.buckets.create(&staged, encoded.bytes).await?;
+        self.store.create(&staged, encoded.bytes).await?;
         let name = format!("data-{tag}-{n:05}{ext}");
         copies.push(Copy { from: staged.to_string(), to: layout::hour_object(&self.key, &name).to_string() });
         written.push(staged);

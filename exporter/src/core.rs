@@ -11,7 +11,6 @@ use pubsub_client::Delivery;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::bucket::{Bucket, Offer, Pending};
 use crate::close::{CloseJob, Closed, format_of};
 use crate::config::Config;
 use crate::dedup::Records;
@@ -21,11 +20,12 @@ use crate::format;
 use crate::layout::{self, HourKey, PART_PREFIX};
 use crate::manifest::Commit;
 use crate::metrics::Metrics;
+use crate::open_hour::{Offer, OpenHour, Pending};
 use crate::seal::{self, HourState, Staleness};
-use crate::store::{Buckets, MAX_RETRY_DELAY};
+use crate::store::{MAX_RETRY_DELAY, Store};
 
 pub(crate) const HOUR: i64 = 3600;
-/// A due hour whose bucket is still busy is closed anyway after this long (its writes then
+/// A due hour still busy here is closed anyway after this long (its writes then
 /// find the seal and re-route).
 const DUE_GRACE: Duration = Duration::from_secs(60);
 
@@ -90,10 +90,10 @@ pub(crate) struct Core {
     /// This process: `<replica>-<incarnation>`.
     pub me: String,
     pub replica: String,
-    pub buckets: Buckets,
+    pub store: Store,
     pub metrics: Arc<Metrics>,
     pub fleet: Fleet,
-    pub open: BTreeMap<HourKey, Bucket>,
+    pub open: BTreeMap<HourKey, OpenHour>,
     types: HashMap<String, TypeState>,
     records: Records,
     parked: VecDeque<Parked>,
@@ -121,7 +121,7 @@ impl Core {
         registry: Registry,
         replica: String,
         me: String,
-        buckets: Buckets,
+        store: Store,
         metrics: Arc<Metrics>,
         fleet: Fleet,
         view: watch::Receiver<FleetView>,
@@ -150,7 +150,7 @@ impl Core {
             registry,
             me,
             replica,
-            buckets,
+            store,
             metrics,
             fleet,
             open: BTreeMap::new(),
@@ -265,7 +265,7 @@ impl Core {
         // Late: its own hour is closed (or closing). Is its first copy there, or in the late
         // record of another hour?
         let window = close.dedup_window_hours as i64 * HOUR;
-        if own.1 >= now - window && self.records.contains(&self.buckets, &own, &p.event.id).await? {
+        if own.1 >= now - window && self.records.contains(&self.store, &own, &p.event.id).await? {
             return Ok(None);
         }
         self.metrics.late_events.inc();
@@ -309,18 +309,13 @@ impl Core {
 
     fn park(&mut self, p: Pending, size: usize, e: &Error) {
         tracing::warn!(event_id = %p.event.id, error = %e, "storage check failed; the event is held and retried");
-        self.parked.push_back(Parked {
-            p,
-            size,
-            attempts: 0,
-            at: Instant::now() + self.buckets.retry_initial,
-        });
+        self.parked.push_back(Parked { p, size, attempts: 0, at: Instant::now() + self.store.retry_initial });
         self.metrics.deliveries_parked.set(self.parked.len() as i64);
     }
 
     fn offer(&mut self, key: HourKey, p: Pending, size: usize) {
         let cached = self.cfg.close.dedup_cache_ids;
-        let b = self.open.entry(key.clone()).or_insert_with(|| Bucket::new(cached));
+        let b = self.open.entry(key.clone()).or_insert_with(|| OpenHour::new(cached));
         let (offer, ack) = b.offer(p, size);
         if offer != Offer::Buffered {
             self.metrics.duplicates_dropped.inc();
@@ -338,15 +333,15 @@ impl Core {
             return Ok(());
         }
         let staging = object_store::path::Path::from(layout::staging_dir(key));
-        let names = self.buckets.list(&staging).await?;
+        let names = self.store.list(&staging).await?;
         let mut ids = Vec::new();
         for name in names.iter().filter(|n| n.starts_with(PART_PREFIX)) {
             let Some(fmt) = format_of(name) else { continue };
-            let bytes = self.buckets.read(&layout::staging_object(key, name)).await?;
+            let bytes = self.store.read(&layout::staging_object(key, name)).await?;
             ids.extend(format::decode_ids(fmt, &bytes)?);
         }
         let cached = self.cfg.close.dedup_cache_ids;
-        let b = self.open.entry(key.clone()).or_insert_with(|| Bucket::new(cached));
+        let b = self.open.entry(key.clone()).or_insert_with(|| OpenHour::new(cached));
         // The cache keeps the newest ids of an hour of any size.
         b.written.extend(ids);
         b.loaded = true;
@@ -370,7 +365,7 @@ impl Core {
         b.in_flight.insert(part, (low, durable.clone()));
         let (fmt, codec) = (self.cfg.files.format, self.cfg.files.codec);
         let name = format!("{PART_PREFIX}{}-{part:06}{}", self.me, fmt.extension());
-        let buckets = self.buckets.clone();
+        let store = self.store.clone();
         let key = key.clone();
         let me = self.me.clone();
         self.writes.spawn(async move {
@@ -386,13 +381,13 @@ impl Core {
                 Err(e) => (Err(format!("encoder task failed: {e}")), Vec::new()),
             };
             let (outcome, name) = match result {
-                Ok(file) => write_part(&buckets, &key, &name, file.bytes, &durable).await,
+                Ok(file) => write_part(&store, &key, &name, file.bytes, &durable).await,
                 Err(e) => {
                     // Retrying cannot help: keep the events, as an EventBatch, for inspection.
                     let batch = event_model::EventBatch { events: evs.clone() }.encode_to_vec();
                     let at = object_store::path::Path::from(format!("_rejected/{}/{me}-{part:06}.pb", key.0));
                     tracing::error!(hour = %layout::hour_dir(&key), error = %e, rejected = %at, "events cannot be encoded; kept as protobuf");
-                    if let Err(e) = buckets.create_retrying(&at, batch.into()).await {
+                    if let Err(e) = store.create_retrying(&at, batch.into()).await {
                         tracing::error!(rejected = %at, error = %e, "cannot keep the rejected events");
                     }
                     (Outcome::Rejected, name)
@@ -422,7 +417,7 @@ impl Core {
             Outcome::Listed => {
                 self.metrics.events_written.inc_by(events.len() as u64);
                 let cached = self.cfg.close.dedup_cache_ids;
-                let b = self.open.entry(key).or_insert_with(|| Bucket::new(cached));
+                let b = self.open.entry(key).or_insert_with(|| OpenHour::new(cached));
                 for p in events {
                     b.written.insert(p.event.id);
                     ack_all(p.deliveries);
@@ -434,10 +429,10 @@ impl Core {
                 self.mark_done(&key);
                 // The commit is newer than any cached record of the hour.
                 self.records.forget(&key);
-                let buckets = self.buckets.clone();
+                let store = self.store.clone();
                 let path = layout::staging_object(&key, &name);
                 self.chores.spawn(async move {
-                    let _ = buckets.delete(&path).await;
+                    let _ = store.delete(&path).await;
                 });
                 for p in events {
                     let size = p.event.encoded_len();
@@ -483,7 +478,7 @@ impl Core {
                 self.metrics.close_failures.inc();
                 let n = self.wait.get(&key).map_or(0, |w| w.1) + 1;
                 let delay =
-                    (self.buckets.retry_initial * 2u32.saturating_pow(n.min(16))).min(MAX_RETRY_DELAY * 10);
+                    (self.store.retry_initial * 2u32.saturating_pow(n.min(16))).min(MAX_RETRY_DELAY * 10);
                 tracing::error!(hour = %layout::hour_dir(&key), error = %e, failures = n, retry_in_ms = delay.as_millis() as u64, "cannot close the hour; other hours go on");
                 self.wait.insert(key, (Instant::now() + delay, n));
             }
@@ -577,7 +572,7 @@ impl Core {
     fn repark(&mut self, mut item: Parked, e: &Error) {
         item.attempts += 1;
         let delay =
-            (self.buckets.retry_initial * 2u32.saturating_pow(item.attempts.min(16))).min(MAX_RETRY_DELAY);
+            (self.store.retry_initial * 2u32.saturating_pow(item.attempts.min(16))).min(MAX_RETRY_DELAY);
         tracing::debug!(event_id = %item.p.event.id, error = %e, attempts = item.attempts, "storage check still failing");
         item.at = Instant::now() + delay;
         self.parked.push_back(item);
@@ -671,10 +666,10 @@ impl Core {
                 for h in view.staging.get(t).into_iter().flatten().copied() {
                     let key = (t.clone(), h);
                     if ts.done.contains(&h) && h + HOUR + keep <= now && self.cleaned.insert(key.clone()) {
-                        let buckets = self.buckets.clone();
+                        let store = self.store.clone();
                         self.chores.spawn(async move {
                             let dir = object_store::path::Path::from(layout::staging_dir(&key));
-                            if let Err(e) = buckets.delete_all(&dir).await {
+                            if let Err(e) = store.delete_all(&dir).await {
                                 tracing::warn!(%dir, error = %e, "cannot delete a kept staging folder");
                             }
                         });
@@ -742,7 +737,7 @@ impl Core {
                 timeout_secs: self.cfg.close.seal_timeout_secs as i64,
             },
             keep_staging_secs: self.cfg.close.keep_staging_secs as i64,
-            buckets: self.buckets.clone(),
+            store: self.store.clone(),
         };
         self.closing.insert(key.clone());
         self.closes.spawn(async move {
@@ -753,12 +748,12 @@ impl Core {
 
     fn gauges(&self, now: i64) {
         let m = &self.metrics;
-        m.open_buckets.set(self.open.len() as i64);
+        m.open_hours.set(self.open.len() as i64);
         m.dedup_cached_ids.set(self.open.values().map(|b| b.written.len() as i64).sum());
         if let Some(w) = self.types.values().map(|s| s.fleet).filter(|w| *w > i64::MIN).min() {
             m.watermark_lag_seconds.set(now - w);
         }
-        let oldest = self.open.values().filter_map(Bucket::oldest_received).min();
+        let oldest = self.open.values().filter_map(OpenHour::oldest_received).min();
         m.oldest_unacked_seconds.set(oldest.map_or(0, |t| t.elapsed().as_secs() as i64));
         let overdue = self.open.keys().map(|k| now - (k.1 + HOUR)).max().unwrap_or(0).max(0);
         m.oldest_open_hour_overdue_seconds.set(overdue);
@@ -778,7 +773,7 @@ impl Core {
 /// (no seal, or the commit lists it), or not listed (committed without it). A failed check
 /// is retried, never read as "not closed"; a seal without commit is waited out.
 async fn write_part(
-    b: &Buckets,
+    b: &Store,
     key: &HourKey,
     name: &str,
     bytes: bytes::Bytes,

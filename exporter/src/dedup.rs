@@ -14,10 +14,10 @@ use object_store::path::Path;
 
 use crate::error::Result;
 use crate::layout::{self, HourKey};
-use crate::store::Buckets;
+use crate::store::Store;
 
 /// The ids of `key`'s own id index (empty when the hour has no commit record).
-async fn load_index(b: &Buckets, key: &HourKey) -> Result<HashSet<String>> {
+async fn load_index(b: &Store, key: &HourKey) -> Result<HashSet<String>> {
     let Some(commit) = b.commit(key).await? else { return Ok(HashSet::new()) };
     let index = layout::hour_object(key, &commit.manifest.ids_index);
     // Not published yet: the index is still at its staged name.
@@ -33,7 +33,7 @@ async fn load_index(b: &Buckets, key: &HourKey) -> Result<HashSet<String>> {
 
 /// Adds to `ids` the late records of `key` not in `seen` yet; returns whether any was new.
 async fn load_late(
-    b: &Buckets,
+    b: &Store,
     key: &HourKey,
     ids: &mut HashSet<String>,
     seen: &mut HashSet<String>,
@@ -57,7 +57,7 @@ struct Loaded {
 }
 
 impl Loaded {
-    async fn load(b: &Buckets, key: &HourKey) -> Result<Loaded> {
+    async fn load(b: &Store, key: &HourKey) -> Result<Loaded> {
         let mut l = Loaded { ids: load_index(b, key).await?, late: HashSet::new(), used: 0 };
         load_late(b, key, &mut l.ids, &mut l.late).await?;
         Ok(l)
@@ -65,7 +65,7 @@ impl Loaded {
 
     /// Whether `id` is in the record; a miss looks for late records written since the load
     /// (a later hour closing adds them at any time).
-    async fn contains(&mut self, b: &Buckets, key: &HourKey, id: &str) -> Result<bool> {
+    async fn contains(&mut self, b: &Store, key: &HourKey, id: &str) -> Result<bool> {
         if self.ids.contains(id) {
             return Ok(true);
         }
@@ -78,12 +78,12 @@ impl Loaded {
 
 /// Records loaded during one close, each at most once.
 pub(crate) struct Probe {
-    b: Buckets,
+    b: Store,
     loaded: HashMap<HourKey, Loaded>,
 }
 
 impl Probe {
-    pub(crate) fn new(b: Buckets) -> Self {
+    pub(crate) fn new(b: Store) -> Self {
         Probe { b, loaded: HashMap::new() }
     }
 
@@ -111,7 +111,7 @@ impl Records {
     }
 
     /// Whether `id` is in the record of `key`, loading it if it is not cached.
-    pub(crate) async fn contains(&mut self, b: &Buckets, key: &HourKey, id: &str) -> Result<bool> {
+    pub(crate) async fn contains(&mut self, b: &Store, key: &HourKey, id: &str) -> Result<bool> {
         self.clock += 1;
         if !self.map.contains_key(key) {
             let l = Loaded::load(b, key).await?;

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::fleet::{Fleet, FleetView, Heartbeat};
 use crate::metrics::Metrics;
 use crate::storage;
-use crate::store::Buckets;
+use crate::store::Store;
 use object_store::ObjectStore;
 
 /// A running exporter.
@@ -54,7 +54,7 @@ impl Exporter {
         });
         // A fresh incarnation per process start: no two processes ever write the same name.
         let me = format!("{replica}-{:016x}", fastrand::u64(..));
-        let buckets = Buckets {
+        let store = Store {
             store,
             retry_initial: Duration::from_millis(config.files.retry_initial_ms.max(1)),
             metrics: metrics.clone(),
@@ -82,7 +82,7 @@ impl Exporter {
 
         let heartbeat = Duration::from_secs(config.close.heartbeat_secs);
         let fleet = Fleet {
-            buckets: buckets.clone(),
+            store: store.clone(),
             me: me.clone(),
             types: registry.types().map(|t| t.name.clone()).collect(),
             silent_secs: (longest + heartbeat * 2).as_secs() as i64,
@@ -104,7 +104,7 @@ impl Exporter {
             registry.clone(),
             replica.clone(),
             me.clone(),
-            buckets,
+            store,
             metrics.clone(),
             fleet.clone(),
             view_rx,

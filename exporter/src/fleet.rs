@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use crate::core::now_secs;
 use crate::error::Result;
 use crate::layout;
-use crate::store::Buckets;
+use crate::store::Store;
 
 /// Heartbeats silent for longer than this are deleted by whoever reads them.
 const FORGET_SECS: i64 = 24 * 3600;
@@ -81,7 +81,7 @@ pub(crate) struct Cursor {
 /// Writes and reads heartbeats, scans staging.
 #[derive(Debug, Clone)]
 pub(crate) struct Fleet {
-    pub buckets: Buckets,
+    pub store: Store,
     pub me: String,
     pub types: Vec<String>,
     /// A heartbeat older than this is not live.
@@ -96,12 +96,12 @@ impl Fleet {
         let mut hb = mine.clone();
         hb.written_at = now_secs();
         let body = Bytes::from(serde_json::to_vec(&hb).unwrap_or_default());
-        self.buckets.overwrite(&layout::heartbeat(&self.me), body).await
+        self.store.overwrite(&layout::heartbeat(&self.me), body).await
     }
 
     /// Deletes this process's heartbeat (at a graceful shutdown: nobody waits for it).
     pub(crate) async fn leave(&self) -> Result<()> {
-        self.buckets.delete(&layout::heartbeat(&self.me)).await
+        self.store.delete(&layout::heartbeat(&self.me)).await
     }
 
     /// Reads every heartbeat and fills `view`'s fleet fields; deletes long-dead heartbeats.
@@ -109,11 +109,11 @@ impl Fleet {
         let now = now_secs();
         let dir = layout::heartbeats_dir();
         let mut beats = Vec::new();
-        for name in self.buckets.list(&dir).await? {
+        for name in self.store.list(&dir).await? {
             let path = object_store::path::Path::from(format!("{dir}/{name}"));
-            match self.buckets.get_json::<Heartbeat>(&path).await {
+            match self.store.get_json::<Heartbeat>(&path).await {
                 Ok(Some(hb)) if now - hb.written_at > FORGET_SECS => {
-                    let _ = self.buckets.delete(&path).await;
+                    let _ = self.store.delete(&path).await;
                 }
                 Ok(Some(hb)) => beats.push(hb),
                 Ok(None) => {}
@@ -136,7 +136,7 @@ impl Fleet {
             // Every object, not folders: a local directory keeps empty folders after a delete.
             let dir = layout::staging_type_dir(t);
             let mut hours = BTreeSet::new();
-            for name in self.buckets.list(&dir).await? {
+            for name in self.store.list(&dir).await? {
                 let mut it = name.split('/');
                 if let (Some(date), Some(hh), Some(_)) = (it.next(), it.next(), it.next())
                     && let Some(h) = layout::parse_hour(date, hh)
@@ -145,7 +145,7 @@ impl Fleet {
                 }
             }
             staging.insert(t.clone(), hours);
-            if let Some(c) = self.buckets.get_json::<Cursor>(&layout::cursor(t)).await? {
+            if let Some(c) = self.store.get_json::<Cursor>(&layout::cursor(t)).await? {
                 cursors.insert(t.clone(), c.next_hour);
             }
         }
@@ -157,11 +157,11 @@ impl Fleet {
     /// Moves `event_type`'s cursor forward to `next_hour` (never back, as far as it can tell).
     pub(crate) async fn advance_cursor(&self, event_type: &str, next_hour: i64) -> Result<()> {
         let path = layout::cursor(event_type);
-        if self.buckets.get_json::<Cursor>(&path).await?.is_some_and(|c| c.next_hour >= next_hour) {
+        if self.store.get_json::<Cursor>(&path).await?.is_some_and(|c| c.next_hour >= next_hour) {
             return Ok(());
         }
         let body = Bytes::from(serde_json::to_vec(&Cursor { next_hour }).unwrap_or_default());
-        self.buckets.overwrite(&path, body).await
+        self.store.overwrite(&path, body).await
     }
 }
 

@@ -1,14 +1,20 @@
 //! The exporter: pulls events from Pub/Sub, writes them into deduplicated hourly buckets in
-//! object storage, acknowledges a message only after the object holding its event is durably
-//! written, and closes each hour with a `_SUCCESS` manifest once the watermark has passed it.
+//! object storage, acknowledges a message only after the object holding its event is durable
+//! and certain to be part of its hour's output, and closes each hour with a `_SUCCESS`
+//! manifest once the fleet's watermark has passed it. Any number of replicas share one
+//! subscription.
 //!
-//! * Buckets are keyed by (event type, UTC hour of `event_time`): `<type>/<YYYY-MM-DD>/<HH>/`.
-//! * Part files (Avro object containers, or gzipped NDJSON) are cut by size and age, sorted by
-//!   id, and created with a create-only precondition; their messages are acknowledged after.
-//! * Duplicates (redeliveries, re-sent events) are dropped by id within an open hour, across
-//!   its part files and restarts, and against closed hours of a recent window (their `_ids`).
-//! * Closing merges the hour's part files by id into data files and writes the manifest last;
-//!   an event for a closed hour is a late event, written to the earliest open hour of its type.
+//! * An hour of a type is the folder `<type>/<YYYY-MM-DD>/<HH>/` (see [`layout`] for every
+//!   object name). Once `_SUCCESS` exists it holds exactly the data files the manifest lists,
+//!   plus `_`-prefixed metadata: a reader may glob it.
+//! * Work in progress (parts sorted by id, seals, a closer's output, heartbeats) lives under
+//!   `_staging/` and is deleted once its hour is published.
+//! * Closing: a create-only seal, the listing of the hour's parts, a merge by id into staged
+//!   data files, a create-only commit record, then the copy into the hour folder and
+//!   `_SUCCESS` last. Writers acknowledge only when their part is certain to be listed;
+//!   otherwise its events become late events of the earliest open hour.
+//! * Duplicates are dropped by id within an open hour and, for a week, against the dedup
+//!   record of an event's own closed hour, wherever its first copy landed.
 //!
 //! # Quickstart
 //!
@@ -24,7 +30,6 @@
 //! # }
 //! ```
 
-mod bucket;
 mod close;
 mod config;
 mod core;
@@ -37,6 +42,7 @@ mod idcache;
 pub mod layout;
 pub mod manifest;
 mod metrics;
+mod open_hour;
 mod seal;
 pub mod storage;
 mod store;

@@ -25,9 +25,9 @@ pub struct Metrics {
     /// Messages that were not a valid event of a registered type (acknowledged and logged),
     /// or events that could not be encoded (kept as protobuf under `_rejected/`).
     pub undecodable: Counter,
-    /// Buckets open (events buffered, being written, or written and not yet closed).
-    pub open_buckets: Gauge,
-    /// Written ids held in memory by the open buckets' dedup caches (bounded by
+    /// Hours open here (events buffered, being written, or written and not yet closed).
+    pub open_hours: Gauge,
+    /// Written ids held in memory by the open hours' dedup caches (bounded by
     /// `close.dedup_cache_ids` per bucket).
     pub dedup_cached_ids: Gauge,
     /// Seconds the watermark is behind the clock.
@@ -80,10 +80,14 @@ impl Metrics {
                 "Messages that were not valid events",
                 Counter::default()
             ),
-            open_buckets: reg!("open_buckets", "Buckets not yet closed", Gauge::default()),
+            open_hours: reg!(
+                "open_hours",
+                "Hours open here (buffered, being written, or written and not closed)",
+                Gauge::default()
+            ),
             dedup_cached_ids: reg!(
                 "dedup_cached_ids",
-                "Written ids held in memory by the open buckets' dedup caches",
+                "Written ids held in memory by the open hours' dedup caches",
                 Gauge::default()
             ),
             watermark_lag_seconds: reg!(

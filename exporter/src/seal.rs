@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::layout::{self, HourKey, MANIFEST, SEAL_PREFIX};
 use crate::manifest::Commit;
-use crate::store::{Buckets, Created};
+use crate::store::{Created, Store};
 
 /// The content of a seal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,7 +43,7 @@ pub(crate) enum HourState {
 
 /// Reads the state of `key`: seals first, then the commit record (that order is what makes
 /// "no seal, no commit" mean the part will be listed).
-pub(crate) async fn hour_state(b: &Buckets, key: &HourKey) -> Result<HourState> {
+pub(crate) async fn hour_state(b: &Store, key: &HourKey) -> Result<HourState> {
     let sealed = !seals(b, key).await?.is_empty();
     Ok(match b.commit(key).await? {
         Some(c) => HourState::Committed(Box::new(c)),
@@ -53,7 +53,7 @@ pub(crate) async fn hour_state(b: &Buckets, key: &HourKey) -> Result<HourState> 
 }
 
 /// The seals of `key`, as (generation, object name), highest last.
-async fn seals(b: &Buckets, key: &HourKey) -> Result<Vec<(u32, String)>> {
+async fn seals(b: &Store, key: &HourKey) -> Result<Vec<(u32, String)>> {
     let dir = Path::from(layout::staging_dir(key));
     let mut out: Vec<(u32, String)> = b
         .list(&dir)
@@ -90,7 +90,7 @@ pub(crate) struct Staleness {
 }
 
 /// Seals `key` for `me`, taking over a stale seal.
-pub(crate) async fn acquire(b: &Buckets, key: &HourKey, me: &str, stale: &Staleness) -> Result<Sealing> {
+pub(crate) async fn acquire(b: &Store, key: &HourKey, me: &str, stale: &Staleness) -> Result<Sealing> {
     let now = crate::core::now_secs();
     let mine = Bytes::from(serde_json::to_vec(&Seal { holder: me.to_owned(), at: now }).unwrap_or_default());
     let current = seals(b, key).await?;
@@ -129,12 +129,12 @@ pub(crate) async fn acquire(b: &Buckets, key: &HourKey, me: &str, stale: &Stalen
 
 /// Whether `me` still holds generation `generation` of `key`'s seal (fencing: a closer whose
 /// seal was taken over stops before it commits).
-pub(crate) async fn still_holds(b: &Buckets, key: &HourKey, generation: u32) -> Result<bool> {
+pub(crate) async fn still_holds(b: &Store, key: &HourKey, generation: u32) -> Result<bool> {
     Ok(seals(b, key).await?.last().is_some_and(|(g, _)| *g == generation))
 }
 
 /// Publishes a commit record: its copies, then `_SUCCESS`. Idempotent.
-pub(crate) async fn publish(b: &Buckets, key: &HourKey, commit: &Commit) -> Result<Created> {
+pub(crate) async fn publish(b: &Store, key: &HourKey, commit: &Commit) -> Result<Created> {
     for c in &commit.copies {
         b.copy_create(&Path::from(c.from.as_str()), &Path::from(c.to.as_str())).await?;
     }

@@ -22,7 +22,7 @@ pub(crate) const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
 
 /// Object storage as the exporter uses it.
 #[derive(Debug, Clone)]
-pub(crate) struct Buckets {
+pub(crate) struct Store {
     pub store: Arc<dyn ObjectStore>,
     pub retry_initial: Duration,
     pub metrics: Arc<Metrics>,
@@ -37,7 +37,7 @@ pub(crate) enum Created {
     Existed,
 }
 
-impl Buckets {
+impl Store {
     /// Creates `path` with `bytes` unless it exists (`ifGenerationMatch=0` on GCS). An existing
     /// object counts only if its bytes are the same; otherwise [`Error::Conflict`].
     pub(crate) async fn create(&self, path: &Path, bytes: Bytes) -> Result<Created> {

@@ -1,4 +1,4 @@
-//! One open hourly bucket of one event type: events buffered for the next part file (with the
+//! One open hour of one event type: events buffered for the next part file (with the
 //! Pub/Sub deliveries to acknowledge once it is written), part files being written, and the
 //! ids already written (the in-memory cache of what its part files hold).
 
@@ -30,7 +30,7 @@ impl Pending {
     }
 }
 
-/// What happened to an event offered to a bucket.
+/// What happened to an event offered to an open hour.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Offer {
     /// Buffered for the next part file.
@@ -41,14 +41,14 @@ pub(crate) enum Offer {
     DuplicateWritten,
 }
 
-/// An open bucket.
+/// An open hour.
 #[derive(Debug)]
-pub(crate) struct Bucket {
+pub(crate) struct OpenHour {
     pub buffer: Vec<Pending>,
     buffered: HashMap<String, usize>,
     pub bytes: usize,
     pub first_at: Option<Instant>,
-    /// Recent ids of this bucket's part files (loaded from storage on first use), bounded:
+    /// Recent ids of this hour's part files (loaded from storage on first use), bounded:
     /// the merge at close drops whatever duplicate it no longer knows.
     pub written: IdCache,
     pub loaded: bool,
@@ -59,10 +59,10 @@ pub(crate) struct Bucket {
     pub duplicates: u64,
 }
 
-impl Bucket {
-    /// An empty bucket remembering up to `cached_ids` written ids.
+impl OpenHour {
+    /// An empty open hour remembering up to `cached_ids` written ids.
     pub(crate) fn new(cached_ids: usize) -> Self {
-        Bucket {
+        OpenHour {
             buffer: Vec::new(),
             buffered: HashMap::new(),
             bytes: 0,
