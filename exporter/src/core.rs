@@ -327,7 +327,13 @@ impl Core {
     }
 
     /// Opens `key` and loads the ids of its staged parts (written before a restart or by
-    /// another replica), each part by the format its name says.
+    /// another replica), each part by the format its name says, to drop redelivered copies
+    /// of their events.
+    ///
+    /// Only while no seal exists after the listing: a part staged after a closer's listing
+    /// (by a writer that died waiting for the commit) is in no output, and its events, once
+    /// redelivered here, are no duplicates. With a seal, nothing staged is trusted: the
+    /// events are written again and the check after the write settles them.
     async fn load(&mut self, key: &HourKey) -> Result<()> {
         if self.open.get(key).is_some_and(|b| b.loaded) {
             return Ok(());
@@ -339,6 +345,10 @@ impl Core {
             let Some(fmt) = format_of(name) else { continue };
             let bytes = self.store.read(&layout::staging_object(key, name)).await?;
             ids.extend(format::decode_ids(fmt, &bytes)?);
+        }
+        if !ids.is_empty() && !matches!(seal::hour_state(&self.store, key).await?, HourState::Open) {
+            tracing::debug!(hour = %layout::hour_dir(key), "hour sealed: its staged parts are not taken as copies");
+            ids.clear();
         }
         let cached = self.cfg.close.dedup_cache_ids;
         let b = self.open.entry(key.clone()).or_insert_with(|| OpenHour::new(cached));

@@ -52,6 +52,9 @@ pub struct Verification {
     pub manifest_errors: Vec<String>,
     /// Some sequence numbers of lost events.
     pub lost_examples: Vec<u64>,
+    /// Where the example lost events are, if anywhere: the staging objects (parts, late
+    /// records, a closer's output) that hold them, e.g. of an hour that is still open.
+    pub lost_whereabouts: Vec<String>,
     /// Per exported event, milliseconds from its line's write to the first part file holding
     /// it, sorted. Empty unless asked for.
     pub latencies_ms: Vec<i64>,
@@ -256,6 +259,9 @@ pub async fn verify(store: &dyn ObjectStore, written: &[Written], latency: bool)
             v.events_exported += 1;
         }
     }
+    if !v.lost_examples.is_empty() {
+        locate_lost(store, &objects, &mut v).await?;
+    }
     read_folders(store, &objects, written, &mut v).await?;
     if latency {
         measure_latency(store, &objects, written, &mut v).await?;
@@ -358,6 +364,27 @@ async fn read_folders(
             h += HOUR;
         }
     }
+    Ok(())
+}
+
+/// Fills `lost_whereabouts`: the staging objects that hold each example lost event.
+async fn locate_lost(store: &dyn ObjectStore, objects: &[ObjectMeta], v: &mut Verification) -> Result<()> {
+    let examples: BTreeSet<u64> = v.lost_examples.iter().copied().collect();
+    let mut found: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for meta in objects.iter().filter(|m| outside_output(m.location.as_ref())) {
+        let Some(fmt) = meta.location.filename().and_then(format_of) else { continue };
+        let Ok(events) = decode_file(fmt, &get(store, &meta.location).await?) else { continue };
+        for seq in events.iter().filter_map(sample_seq).filter(|s| examples.contains(s)) {
+            found.entry(seq).or_default().push(meta.location.to_string());
+        }
+    }
+    v.lost_whereabouts = examples
+        .iter()
+        .map(|seq| match found.get(seq) {
+            Some(at) => format!("{seq}: staged in {}", at.join(", ")),
+            None => format!("{seq}: in no stored object"),
+        })
+        .collect();
     Ok(())
 }
 
