@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 
 use crate::batch::Batch;
 use crate::config::Config;
-use crate::files::{Files, Globs, Tracked, still_ours};
+use crate::files::{Files, Globs, Tracked};
 use crate::fingerprint::Fingerprint;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
@@ -164,16 +164,24 @@ impl Reader {
     fn read_file(&mut self, fp: Fingerprint) -> Read {
         let Some(t) = self.files.by_fp.get_mut(&fp) else { return Read::Eof };
         let Some(file) = &t.file else { return Read::Eof };
-        let size = match file.metadata() {
-            Ok(m) => m.len(),
+        let (size, mtime) = match file.metadata() {
+            Ok(m) => (m.len(), m.modified().ok()),
             Err(_) => return Read::Eof,
         };
-        if size == t.offset {
+        if size == t.offset && mtime == t.mtime {
             t.idle_since.get_or_insert_with(Instant::now);
             return Read::Eof;
         }
-        if !still_ours(t, size) {
+        // Grown, or written to without growing (truncated and rewritten to the same size).
+        if !self.files.check(fp, size, &self.emitter.ledger) {
             return Read::Truncated;
+        }
+        let Some(t) = self.files.by_fp.get_mut(&fp) else { return Read::Eof };
+        t.mtime = mtime;
+        let Some(file) = &t.file else { return Read::Eof };
+        if size == t.offset {
+            t.idle_since.get_or_insert_with(Instant::now);
+            return Read::Eof;
         }
         let want = ((size - t.offset) as usize).min(self.chunk.len());
         let mut n = 0;
@@ -212,7 +220,7 @@ impl Reader {
                 self.emitter.finish_partial(t);
                 tracing::info!(path = %t.path.display(), offset = t.offset, "file read to its end and let go");
             }
-            self.files.release(fp);
+            self.files.release(fp, &self.emitter.ledger);
             self.emitter.metrics.files_released.inc();
         }
     }

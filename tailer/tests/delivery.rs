@@ -51,7 +51,7 @@ async fn every_line_of_many_files_arrives_once_and_is_checkpointed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ids_are_derived_from_host_first_line_and_offset() {
+async fn ids_are_derived_from_host_file_identity_and_offset() {
     let fx = Fixture::new();
     let sink = sink().await;
     let mut w = LogWriter::new(0);
@@ -59,7 +59,14 @@ async fn ids_are_derived_from_host_first_line_and_offset() {
     w.write(&path, 3);
     let text = fs::read_to_string(&path).expect("read");
     let first_line = &text[..=text.find('\n').expect("newline")];
-    let fp = xxhash_rust::xxh3::xxh3_64(first_line.as_bytes());
+    // The fingerprint: the first line, the device and inode, the generation (0 for the first
+    // file followed at this inode).
+    let meta = fs::metadata(&path).expect("stat");
+    let mut key = first_line.as_bytes().to_vec();
+    key.extend_from_slice(&std::os::unix::fs::MetadataExt::dev(&meta).to_le_bytes());
+    key.extend_from_slice(&std::os::unix::fs::MetadataExt::ino(&meta).to_le_bytes());
+    key.extend_from_slice(&0u32.to_le_bytes());
+    let fp = xxhash_rust::xxh3::xxh3_64(&key);
     let tailer = Tailer::start(fx.config(&sink.url(), &["app.log"])).await.expect("start");
     settle(&sink, &w.written, T).await;
     let mut offset = 0u64;
@@ -136,7 +143,11 @@ async fn copytruncate_rotation_reads_the_rest_from_the_copy() {
         w.write(&path, 400);
         // The tailer follows the file (and may not have read all of it) when it is rotated.
         let seen = w.written.len() - 300;
-        assert!(sink.wait_until(T, |s| s.unique_ids as usize >= seen).await);
+        assert!(
+            sink.wait_until(T, |s| s.unique_ids as usize >= seen).await,
+            "round {round}: {:?}",
+            sink.stats()
+        );
         // Copy and truncate at once.
         let copy = fx.log(&format!("app.log.{round}"));
         fs::copy(&path, &copy).expect("copy");
@@ -356,5 +367,36 @@ async fn metrics_are_served() {
     assert!(body.contains("tailer_lines_read_total 10"), "{body}");
     assert!(body.contains("tailer_events_acked_total 10"), "{body}");
     assert!(body.contains("tailer_lag_bytes"), "{body}");
+    tailer.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_shorter_than_the_read_offset_is_noted_once_not_rescanned() {
+    let fx = Fixture::new();
+    let sink = sink().await;
+    let tailer = Tailer::start(fx.config(&sink.url(), &["app.log*"])).await.expect("start");
+    let mut w = LogWriter::new(0);
+    let path = fx.log("app.log");
+    w.write(&path, 200);
+    assert!(sink.wait_until(T, |s| s.unique_ids >= 200).await);
+    // logrotate's copytruncate when the app wrote between the copy and the truncation: the
+    // copy holds only the first half of what the tailer has already read.
+    let text = fs::read(&path).expect("read");
+    let half =
+        text.iter().enumerate().filter(|(_, b)| **b == b'\n').nth(99).map(|(i, _)| i + 1).expect("line");
+    fs::write(fx.log("app.log.1"), &text[..half]).expect("copy");
+    OpenOptions::new().write(true).open(&path).expect("open").set_len(0).expect("truncate");
+    w.write(&path, 50);
+    let v = settle(&sink, &w.written, T).await;
+    assert!(v.complete(), "{v:?}");
+    assert_eq!(v.resent, 0, "nothing of the copy is sent again: {v:?}");
+    assert!(wait_for(T, || tailer.metrics().short_copies.get() == 1).await);
+    // Many scans later the copy is still the one noted: no rescan or truncation per turn.
+    let m = tailer.metrics();
+    let scans = m.scans.get();
+    assert!(wait_for(T, || m.scans.get() >= scans + 20).await, "scans go on");
+    assert_eq!(m.truncations.get(), 1, "one truncation, seen once");
+    assert_eq!(m.short_copies.get(), 1, "the copy is noted once");
+    assert!(m.scans.get() < scans + 200, "no scan loop: {} scans", m.scans.get() - scans);
     tailer.shutdown().await.expect("shutdown");
 }
