@@ -223,6 +223,9 @@ async fn checkpoint_loop(
 ) {
     let every = Duration::from_millis(config.read.checkpoint_interval_ms.max(10));
     let mut last: Option<Checkpoint> = None;
+    // Unix time on the runtime's clock: the wall clock at the start plus the time elapsed since.
+    let started = tokio::time::Instant::now();
+    let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
@@ -230,7 +233,7 @@ async fn checkpoint_loop(
         }
         let cp = {
             let mut l = ledger.lock().unwrap_or_else(|e| e.into_inner());
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let now = started_unix + started.elapsed().as_secs();
             l.forget(now.saturating_sub(config.read.forget_after_secs));
             metrics.set_lag(l.lag());
             l.checkpoint()

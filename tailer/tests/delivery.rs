@@ -9,7 +9,7 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::time::Duration;
 
-use common::{Fixture, LogWriter, checkpoint_offsets, settle, verdict, wait_for};
+use common::{Fixture, LogWriter, checkpoint_offsets, settle, verdict, wait_for, wait_for_wall};
 use tailer::Tailer;
 use testkit::{IngestSink, SinkOptions, SinkResponse};
 
@@ -398,5 +398,55 @@ async fn a_copy_shorter_than_the_read_offset_is_noted_once_not_rescanned() {
     assert_eq!(m.truncations.get(), 1, "one truncation, seen once");
     assert_eq!(m.short_copies.get(), 1, "the copy is noted once");
     assert!(m.scans.get() < scans + 200, "no scan loop: {} scans", m.scans.get() - scans);
+    tailer.shutdown().await.expect("shutdown");
+}
+
+/// A day (on the paused clock) during which the service holds every request: the file whose
+/// lines were all acknowledged before is still followed (the reader waits behind the held
+/// batches) and must stay in the checkpoint, so a restart resumes it where it was.
+#[tokio::test(start_paused = true)]
+async fn a_followed_file_held_up_by_a_day_of_back_pressure_stays_in_the_checkpoint() {
+    const DAY: Duration = Duration::from_secs(86_400);
+    let fx = Fixture::new();
+    let sink = sink().await;
+    let config = || {
+        let mut c = fx.config(&sink.url(), &["*.log"]);
+        c.batch.max_in_flight = 1;
+        c.batch.max_events = 10;
+        c.read.checkpoint_interval_ms = 60_000;
+        c.read.forget_after_secs = DAY.as_secs();
+        c.service.timeout_secs = 3 * DAY.as_secs();
+        c
+    };
+    let tailer = Tailer::start(config()).await.expect("start");
+    let mut a = LogWriter::new(0);
+    let a_path = fx.log("a.log");
+    a.write(&a_path, 20);
+    let a_size = fs::metadata(&a_path).expect("stat").len();
+    assert!(wait_for_wall(T, || sink.stats().unique_ids >= 20 && tailer.pending_batches() == 0).await);
+    // Now the service holds every request for two days; b.log fills the one request slot, the
+    // queue, and the reader waits.
+    sink.push_responses((0..20).map(|_| SinkResponse::Delay(2 * DAY)));
+    let mut b = LogWriter::new(1_000);
+    b.write(&fx.log("b.log"), 100);
+    assert!(wait_for_wall(T, || tailer.metrics().events_sent.get() >= 30).await, "reader blocked");
+    tokio::time::sleep(DAY + Duration::from_secs(3_600)).await;
+    assert!(tailer.metrics().checkpoint_writes.get() >= 1);
+    tailer.shutdown().await.expect("shutdown");
+    let cp = checkpoint_offsets(&fx.data);
+    assert_eq!(cp.get(&a_path), Some(&a_size), "a.log kept at its acknowledged end: {cp:?}");
+
+    // A restart resumes a.log where it was: only its new lines and b.log's are sent.
+    let sink = IngestSink::start(SinkOptions::default()).await;
+    let mut c = config();
+    c.service.url = sink.url();
+    let tailer = Tailer::start(c).await.expect("restart");
+    let mut more = LogWriter::new(500);
+    more.write(&a_path, 10);
+    let mut want = more.written.clone();
+    want.extend(b.written.iter().copied());
+    assert!(wait_for_wall(T, || sink.stats().unique_ids >= want.len() as u64).await);
+    let v = verdict(&sink, &want);
+    assert!(v.complete(), "nothing of a.log re-read from 0: {v:?}");
     tailer.shutdown().await.expect("shutdown");
 }
