@@ -143,7 +143,9 @@ pub struct ReadConfig {
     /// How often the checkpoint is made durable, in milliseconds. Default: 1000.
     #[serde(default = "default_checkpoint_interval_ms")]
     pub checkpoint_interval_ms: u64,
-    /// How long the checkpoint remembers a file no longer seen, in seconds. Default: 86400.
+    /// How long the checkpoint remembers a file let go (rotated out of the globs or deleted,
+    /// read to its end) and no longer seen, in seconds. A file still followed is never
+    /// forgotten, however long back-pressure holds reading up. Default: 86400.
     #[serde(default = "default_forget_after_secs")]
     pub forget_after_secs: u64,
     /// How long a graceful shutdown waits for requests in flight, in seconds. Default: 10.
