@@ -450,3 +450,50 @@ async fn a_followed_file_held_up_by_a_day_of_back_pressure_stays_in_the_checkpoi
     assert!(v.complete(), "nothing of a.log re-read from 0: {v:?}");
     tailer.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_with_the_same_header_resume_at_their_own_offsets_after_a_restart() {
+    const HEADER: &str = "#Fields: date time host message\n";
+    let fx = Fixture::new();
+    let sink = sink().await;
+    let mut w = LogWriter::new(0);
+    for name in ["a.log", "b.log"] {
+        fs::write(fx.log(name), HEADER).expect("header");
+        w.write(&fx.log(name), 50);
+    }
+    let tailer = Tailer::start(fx.config(&sink.url(), &["*.log"])).await.expect("start");
+    let v = settle(&sink, &w.written, T).await;
+    assert!(v.complete(), "{v:?}");
+    tailer.shutdown().await.expect("shutdown");
+    for name in ["a.log", "b.log"] {
+        w.write(&fx.log(name), 30);
+    }
+    let tailer = Tailer::start(fx.config(&sink.url(), &["*.log"])).await.expect("restart");
+    let v = settle(&sink, &w.written, T).await;
+    assert!(v.complete(), "{v:?}");
+    assert_eq!(v.resent, 0, "each file resumed at its own offset: {v:?}");
+    tailer.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copytruncate_while_the_tailer_is_down_reads_the_rest_from_the_copy() {
+    let fx = Fixture::new();
+    let sink = sink().await;
+    let path = fx.log("app.log");
+    let mut w = LogWriter::new(0);
+    w.write(&path, 100);
+    let tailer = Tailer::start(fx.config(&sink.url(), &["app.log*"])).await.expect("start");
+    assert!(sink.wait_until(T, |s| s.unique_ids >= 100).await);
+    tailer.shutdown().await.expect("shutdown");
+    // While it is down: more lines, then the copy and the truncation, then new lines.
+    w.write(&path, 50);
+    fs::copy(&path, fx.log("app.log.1")).expect("copy");
+    OpenOptions::new().write(true).open(&path).expect("open").set_len(0).expect("truncate");
+    w.write(&path, 20);
+    let tailer = Tailer::start(fx.config(&sink.url(), &["app.log*"])).await.expect("restart");
+    let v = settle(&sink, &w.written, T).await;
+    assert!(v.complete(), "{v:?}");
+    assert_eq!(v.resent, 0, "{v:?}");
+    assert_eq!(tailer.metrics().truncations.get(), 1);
+    tailer.shutdown().await.expect("shutdown");
+}
