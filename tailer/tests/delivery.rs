@@ -497,3 +497,32 @@ async fn a_copytruncate_while_the_tailer_is_down_reads_the_rest_from_the_copy() 
     assert_eq!(tailer.metrics().truncations.get(), 1);
     tailer.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_banner_after_o_trunc_starts_a_new_file_with_ids_of_its_own() {
+    const BANNER: &str = "=== app 1.2.3 starting ===\n";
+    let fx = Fixture::new();
+    let sink = sink().await;
+    let tailer = Tailer::start(fx.config(&sink.url(), &["app.log"])).await.expect("start");
+    let mut w = LogWriter::new(0);
+    let path = fx.log("app.log");
+    fs::write(&path, BANNER).expect("banner");
+    w.write(&path, 20);
+    assert!(sink.wait_until(T, |s| s.unique_ids >= 20).await);
+    let before = fs::metadata(&path).expect("stat");
+    // The app restarts: O_TRUNC (same inode), the same banner, and more lines than before, so
+    // the file is longer than what was read and starts with the same line.
+    let mut f = OpenOptions::new().write(true).truncate(true).open(&path).expect("O_TRUNC");
+    f.write_all(BANNER.as_bytes()).expect("banner");
+    w.write_to(&mut f, 60);
+    drop(f);
+    let after = fs::metadata(&path).expect("stat");
+    assert_eq!(std::os::unix::fs::MetadataExt::ino(&before), std::os::unix::fs::MetadataExt::ino(&after));
+    assert!(after.len() > before.len());
+    let v = settle(&sink, &w.written, T).await;
+    assert!(v.complete(), "the new head is not skipped: {v:?}");
+    assert_eq!(v.resent, 0, "no id of the old file reused: {v:?}");
+    assert_eq!(v.unique, 80);
+    assert!(tailer.metrics().truncations.get() >= 1);
+    tailer.shutdown().await.expect("shutdown");
+}
