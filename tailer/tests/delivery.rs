@@ -526,3 +526,38 @@ async fn a_banner_after_o_trunc_starts_a_new_file_with_ids_of_its_own() {
     assert!(tailer.metrics().truncations.get() >= 1);
     tailer.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_checkpoint_resumes_its_files_with_their_old_ids() {
+    let fx = Fixture::new();
+    let sink = sink().await;
+    let path = fx.log("app.log");
+    let mut old = LogWriter::new(0);
+    old.write(&path, 10);
+    let text = fs::read_to_string(&path).expect("read");
+    let first_line = &text[..=text.find('\n').expect("newline")];
+    let legacy_fp = xxhash_rust::xxh3::xxh3_64(first_line.as_bytes());
+    let offset = text.len() as u64;
+    // The checkpoint an older tailer wrote: files keyed by the hash of their first line.
+    fs::create_dir_all(&fx.data).expect("data dir");
+    let v1 = serde_json::json!({
+        "version": 1,
+        "host": common::HOST,
+        "files": { format!("{legacy_fp:016x}"): { "path": path, "offset": offset, "last_seen": 1 } },
+    });
+    fs::write(fx.data.join("checkpoint.json"), v1.to_string()).expect("write v1");
+    let mut w = LogWriter::new(100);
+    w.write(&path, 5);
+    let tailer = Tailer::start(fx.config(&sink.url(), &["app.log"])).await.expect("start");
+    let v = settle(&sink, &w.written, T).await;
+    assert!(v.complete(), "only the lines after the v1 offset: {v:?}");
+    // Under the ids the older tailer would have given them.
+    let first_new = event_model::deterministic_event_id(common::HOST, legacy_fp, offset);
+    assert!(sink.accepted_ids().contains_key(&first_new), "{:?}", sink.accepted_ids());
+    let size = fs::metadata(&path).expect("stat").len();
+    assert!(wait_for(T, || checkpoint_offsets(&fx.data).get(&path) == Some(&size)).await);
+    let cp: serde_json::Value =
+        serde_json::from_slice(&fs::read(fx.data.join("checkpoint.json")).expect("read")).expect("json");
+    assert_eq!(cp["version"], 2);
+    tailer.shutdown().await.expect("shutdown");
+}
