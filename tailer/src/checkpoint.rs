@@ -49,6 +49,13 @@ pub(crate) struct Identity {
     pub prefix_hash: u64,
 }
 
+impl Identity {
+    /// `(dev, ino)`.
+    pub(crate) fn inode(&self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
+}
+
 /// The whole checkpoint.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Checkpoint {
@@ -126,6 +133,31 @@ pub(crate) fn save(dir: &Path, cp: &Checkpoint) -> Result<()> {
         File::open(dir)?.sync_all()
     };
     write().map_err(|e| Error::io(&path, e))
+}
+
+/// Makes a ledger durable in `dir`, one snapshot at a time, each taken while holding the turn:
+/// a save never replaces a newer checkpoint with an older snapshot (the periodic task, the
+/// reader after identifying new files and the final save at shutdown all save through it).
+#[derive(Debug)]
+pub(crate) struct Saver {
+    dir: PathBuf,
+    ledger: std::sync::Arc<std::sync::Mutex<crate::ledger::Ledger>>,
+    turn: std::sync::Mutex<()>,
+}
+
+impl Saver {
+    /// A saver of `ledger` into `dir`.
+    pub(crate) fn new(dir: &Path, ledger: std::sync::Arc<std::sync::Mutex<crate::ledger::Ledger>>) -> Self {
+        Saver { dir: dir.to_owned(), ledger, turn: std::sync::Mutex::new(()) }
+    }
+
+    /// Saves the ledger as it is now; returns what was saved.
+    pub(crate) fn save(&self) -> Result<Checkpoint> {
+        let _turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());
+        let cp = self.ledger.lock().unwrap_or_else(|e| e.into_inner()).checkpoint();
+        save(&self.dir, &cp)?;
+        Ok(cp)
+    }
 }
 
 #[cfg(test)]

@@ -143,6 +143,9 @@ pub(crate) struct Files {
     undecided: HashSet<InodeKey>,
     /// Copies that hold nothing past what was read of their original.
     spent: HashSet<InodeKey>,
+    /// A file was newly followed or moved to a copy in the last scan: its identity should be
+    /// made durable before its lines are sent.
+    pub identities_changed: bool,
 }
 
 fn inode_of(meta: &std::fs::Metadata) -> InodeKey {
@@ -309,6 +312,26 @@ impl Files {
             }
         }
         let mut ledger = lock(ledger);
+        if copy_of.is_none() && undecided.is_none() {
+            // A file of the checkpoint whose inode was not seen (gone, or renamed away just as
+            // the directory was read): a file starting with its known head is its copy or the
+            // file itself moved (e.g. copytruncate while the tailer was down).
+            let entry = ledger
+                .identified()
+                .filter(|(fp, ..)| !self.by_fp.contains_key(fp))
+                .find(|(_, id, _)| prefix_hash(&f.head, id.prefix_len) == Some(id.prefix_hash));
+            if let Some((fp, id, acked)) = entry {
+                let mut t =
+                    Tracked::new(fp, f.path.clone(), f.source, None, id.inode(), id.generation, acked);
+                t.prefix = (id.prefix_len, id.prefix_hash);
+                t.detached = true;
+                t.matched = false;
+                t.idle_since = Some(Instant::now());
+                ledger.set_followed(fp, true);
+                self.by_fp.insert(fp, t);
+                copy_of = Some(fp);
+            }
+        }
         if let Some(fp) = copy_of
             && let Some(t) = self.by_fp.get_mut(&fp)
         {
@@ -328,6 +351,7 @@ impl Files {
                 "reading the remaining lines of a truncated file from its copy");
             attach(t, f.file, f.key, f.path.clone());
             self.by_inode.insert(f.key, fp);
+            self.identities_changed = true;
             ledger.identify(fp, t.identity());
             ledger.set_followed(fp, true);
             ledger.seen(fp, &f.path, f.size, now);
@@ -361,6 +385,7 @@ impl Files {
         tracing::info!(path = %f.path.display(), fingerprint = format_args!("{fp:016x}"), offset = start, "following file");
         self.by_fp.insert(fp, t);
         self.by_inode.insert(f.key, fp);
+        self.identities_changed = true;
     }
 
     /// Whether `fp`'s open file, now `size` bytes long, still holds the content it is followed

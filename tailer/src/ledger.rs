@@ -115,6 +115,11 @@ impl Ledger {
             .map(|(fp, _)| *fp)
     }
 
+    /// Entries with an identity, as `(fingerprint, identity, acknowledged offset)`.
+    pub(crate) fn identified(&self) -> impl Iterator<Item = (Fingerprint, Identity, u64)> + '_ {
+        self.files.iter().filter_map(|(fp, p)| p.identity.map(|i| (*fp, i, p.acked)))
+    }
+
     /// The generation of the next file at `inode`.
     pub(crate) fn next_generation(&self, inode: InodeKey) -> u32 {
         self.at_inode(inode)
