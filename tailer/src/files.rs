@@ -143,8 +143,8 @@ pub(crate) struct Files {
     undecided: HashSet<InodeKey>,
     /// Copies that hold nothing past what was read of their original.
     spent: HashSet<InodeKey>,
-    /// A file was newly followed or moved to a copy in the last scan: its identity should be
-    /// made durable before its lines are sent.
+    /// A file was newly followed, moved to a copy, or its known head grew: its identity should
+    /// be made durable before (more of) its lines are sent.
     pub identities_changed: bool,
 }
 
@@ -373,8 +373,15 @@ impl Files {
         let (fp, generation) = if ledger.is_legacy(legacy) && !self.by_fp.contains_key(&legacy) {
             (legacy, 0)
         } else {
-            let generation = ledger.next_generation(f.key);
-            (fingerprint(line, f.key, generation), generation)
+            // A fingerprint no file has had: the inode may have held files with this first line
+            // whose entries moved on (to their copies).
+            let mut generation = ledger.next_generation(f.key);
+            let mut fp = fingerprint(line, f.key, generation);
+            while ledger.get(fp).is_some() || self.by_fp.contains_key(&fp) {
+                generation = generation.wrapping_add(1);
+                fp = fingerprint(line, f.key, generation);
+            }
+            (fp, generation)
         };
         let mut t = Tracked::new(fp, f.path.clone(), f.source, Some(f.file), f.key, generation, 0);
         t.set_head(f.head);
@@ -389,7 +396,8 @@ impl Files {
     }
 
     /// Whether `fp`'s open file, now `size` bytes long, still holds the content it is followed
-    /// for; a head that grew is noted (and given to the ledger).
+    /// for; a head that grew is noted (given to the ledger, and [`Files::identities_changed`]
+    /// set).
     pub(crate) fn check(&mut self, fp: Fingerprint, size: u64, ledger: &std::sync::Mutex<Ledger>) -> bool {
         let Some(t) = self.by_fp.get_mut(&fp) else { return false };
         let Some(file) = &t.file else { return false };
@@ -400,6 +408,9 @@ impl Files {
         if head.len() > t.head.len() {
             t.set_head(head);
             lock(ledger).identify(fp, t.identity());
+            // Lines past the old head are about to be sent under this file's ids: the head
+            // that tells it from a rewrite with the same start must be durable first.
+            self.identities_changed = true;
         }
         true
     }

@@ -200,6 +200,9 @@ impl Reader {
         if !self.files.check(fp, size, &self.emitter.ledger) {
             return Read::Truncated;
         }
+        if std::mem::take(&mut self.files.identities_changed) {
+            self.save_identities();
+        }
         let Some(t) = self.files.by_fp.get_mut(&fp) else { return Read::Eof };
         t.mtime = mtime;
         let Some(file) = &t.file else { return Read::Eof };
