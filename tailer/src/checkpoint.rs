@@ -15,7 +15,10 @@ use crate::fingerprint::Fingerprint;
 
 /// File name of the checkpoint inside the data directory.
 pub(crate) const CHECKPOINT_FILE: &str = "checkpoint.json";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+/// Checkpoints written before the inode was part of a file's identity; loaded as entries
+/// without an identity, matched once by their first line.
+const LEGACY_VERSION: u32 = 1;
 
 /// One file's entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +29,31 @@ pub(crate) struct FileEntry {
     pub offset: u64,
     /// When the file was last seen, in Unix seconds.
     pub last_seen: u64,
+    /// How the file is recognised; `None` in a version 1 checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
+}
+
+/// How a file is recognised after a restart (see [`crate::identity`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Identity {
+    /// Device of the file.
+    pub dev: u64,
+    /// Inode of the file.
+    pub ino: u64,
+    /// How many earlier files this inode held while followed (part of the fingerprint).
+    pub generation: u32,
+    /// Bytes of the file's start that `prefix_hash` covers.
+    pub prefix_len: usize,
+    /// Hash of the first `prefix_len` bytes.
+    pub prefix_hash: u64,
+}
+
+impl Identity {
+    /// `(dev, ino)`.
+    pub(crate) fn inode(&self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
 }
 
 /// The whole checkpoint.
@@ -40,7 +68,7 @@ pub(crate) struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// An empty checkpoint for `host`.
+    /// An empty checkpoint for `host`, in the current version.
     pub(crate) fn new(host: &str) -> Self {
         Checkpoint { version: VERSION, host: host.to_owned(), files: BTreeMap::new() }
     }
@@ -81,7 +109,7 @@ pub(crate) fn load(dir: &Path) -> Result<Option<Checkpoint>> {
     };
     let cp: Checkpoint = serde_json::from_slice(&text)
         .map_err(|e| Error::Checkpoint { path: path.clone(), reason: e.to_string() })?;
-    if cp.version != VERSION {
+    if cp.version != VERSION && cp.version != LEGACY_VERSION {
         return Err(Error::Checkpoint { path, reason: format!("unknown version {}", cp.version) });
     }
     Ok(Some(cp))
@@ -107,6 +135,31 @@ pub(crate) fn save(dir: &Path, cp: &Checkpoint) -> Result<()> {
     write().map_err(|e| Error::io(&path, e))
 }
 
+/// Makes a ledger durable in `dir`, one snapshot at a time, each taken while holding the turn:
+/// a save never replaces a newer checkpoint with an older snapshot (the periodic task, the
+/// reader after identifying new files and the final save at shutdown all save through it).
+#[derive(Debug)]
+pub(crate) struct Saver {
+    dir: PathBuf,
+    ledger: std::sync::Arc<std::sync::Mutex<crate::ledger::Ledger>>,
+    turn: std::sync::Mutex<()>,
+}
+
+impl Saver {
+    /// A saver of `ledger` into `dir`.
+    pub(crate) fn new(dir: &Path, ledger: std::sync::Arc<std::sync::Mutex<crate::ledger::Ledger>>) -> Self {
+        Saver { dir: dir.to_owned(), ledger, turn: std::sync::Mutex::new(()) }
+    }
+
+    /// Saves the ledger as it is now; returns what was saved.
+    pub(crate) fn save(&self) -> Result<Checkpoint> {
+        let _turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());
+        let cp = self.ledger.lock().unwrap_or_else(|e| e.into_inner()).checkpoint();
+        save(&self.dir, &cp)?;
+        Ok(cp)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,7 +171,12 @@ mod tests {
         let mut cp = Checkpoint::new("host-a");
         cp.files.insert(
             u64::MAX - 1,
-            FileEntry { path: "/var/log/a.log".into(), offset: 1234, last_seen: 1_800_000_000 },
+            FileEntry {
+                path: "/var/log/a.log".into(),
+                offset: 1234,
+                last_seen: 1_800_000_000,
+                identity: Some(Identity { dev: 1, ino: 2, generation: 3, prefix_len: 4, prefix_hash: 5 }),
+            },
         );
         save(dir.path(), &cp).expect("save");
         assert_eq!(load(dir.path()).expect("load"), Some(cp.clone()));
@@ -132,6 +190,11 @@ mod tests {
         fs::write(dir.path().join(CHECKPOINT_FILE), br#"{"version":9,"host":"h","files":{}}"#)
             .expect("write");
         assert!(load(dir.path()).expect_err("version").to_string().contains("version 9"));
+        // A version 1 checkpoint loads, its entries without an identity.
+        let v1 = br#"{"version":1,"host":"h","files":{"00000000000000ff":{"path":"/a","offset":7,"last_seen":1}}}"#;
+        fs::write(dir.path().join(CHECKPOINT_FILE), v1).expect("write");
+        let cp = load(dir.path()).expect("v1").expect("some");
+        assert_eq!(cp.files.get(&0xff).map(|e| (e.offset, e.identity)), Some((7, None)));
     }
 
     #[test]
@@ -142,7 +205,7 @@ mod tests {
         // A directory where the temporary file should go makes the write fail.
         fs::create_dir(dir.path().join("checkpoint.json.tmp")).expect("mkdir");
         let mut newer = Checkpoint::new("h");
-        newer.files.insert(1, FileEntry { path: "x".into(), offset: 5, last_seen: 0 });
+        newer.files.insert(1, FileEntry { path: "x".into(), offset: 5, last_seen: 0, identity: None });
         assert!(save(dir.path(), &newer).is_err());
         assert_eq!(load(dir.path()).expect("load"), Some(cp));
     }

@@ -2,7 +2,7 @@
 //! refused with the key named.
 //!
 //! ```toml
-//! host = "web-1"                          # default: this machine's hostname
+//! host = "web-1"                          # default: this machine's hostname; --host / TAILER_HOST override
 //! data_dir = "/var/lib/eventpipe-tailer"  # checkpoints and the lock file
 //! registry = "registry.toml"              # optional: types TSV/JSON values by the registry
 //! metrics_listen = "127.0.0.1:9102"       # optional: /metrics and /healthz
@@ -40,7 +40,9 @@ pub const TOKEN_ENV: &str = "TAILER_TOKEN";
 #[non_exhaustive]
 pub struct Config {
     /// Name of this host: the events' `source` and part of every event id. Default: the
-    /// machine's hostname.
+    /// machine's hostname. The binary's `--host` / `TAILER_HOST` override it; keep it stable
+    /// for the machine whose files are read (in Kubernetes the node name: a pod's hostname is
+    /// its pod name, and a re-created pod would give re-sent lines new ids).
     #[serde(default = "default_host")]
     pub host: String,
     /// Directory for the checkpoint file and the lock that keeps a second tailer out.
@@ -141,7 +143,9 @@ pub struct ReadConfig {
     /// How often the checkpoint is made durable, in milliseconds. Default: 1000.
     #[serde(default = "default_checkpoint_interval_ms")]
     pub checkpoint_interval_ms: u64,
-    /// How long the checkpoint remembers a file no longer seen, in seconds. Default: 86400.
+    /// How long the checkpoint remembers a file let go (rotated out of the globs or deleted,
+    /// read to its end) and no longer seen, in seconds. A file still followed is never
+    /// forgotten, however long back-pressure holds reading up. Default: 86400.
     #[serde(default = "default_forget_after_secs")]
     pub forget_after_secs: u64,
     /// How long a graceful shutdown waits for requests in flight, in seconds. Default: 10.

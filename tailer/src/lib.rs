@@ -2,12 +2,12 @@
 //! as an event, to the event-service. Its responsibility for a line ends when the service
 //! acknowledges it; it never skips a line and survives crashes, restarts and log rotation.
 //!
-//! * Files are found by glob ([`SourceConfig`]) and identified by a fingerprint of their first
-//!   line, so a file renamed by rotation is recognised and read on, a new file at the same path
-//!   is read from the start, and the copy made by copytruncate yields the lines the truncation
-//!   took away.
+//! * Files are found by glob ([`SourceConfig`]) and identified by device/inode together with
+//!   their first bytes, so a file renamed by rotation is recognised and read on, a new file at
+//!   the same path (even one starting with the same header line) is read from the start under
+//!   ids of its own, and the copy made by copytruncate yields the lines the truncation took away.
 //! * Each line becomes an event by its source's [`ParseRule`] (syslog or raw lines, TSV or
-//!   JSON payloads), with an id derived from (host, fingerprint, byte offset), so a line re-sent
+//!   JSON payloads), with an id derived from (host, fingerprint of the file, byte offset), so a line re-sent
 //!   after a crash carries the same id and is dropped downstream as a duplicate.
 //! * Events travel in protobuf batches (gzip by default) to the event-service; failures are
 //!   retried with backoff for as long as it takes, and reading pauses while the service pushes
@@ -40,6 +40,7 @@ mod encode;
 mod error;
 mod files;
 mod fingerprint;
+mod identity;
 mod ledger;
 pub mod limits;
 mod metrics;

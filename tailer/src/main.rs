@@ -19,6 +19,11 @@ struct Args {
     /// Overrides `data_dir`.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Overrides `host`: the events' source and part of every event id. Keep it stable for the
+    /// machine whose files are read (in Kubernetes the node name, not the pod name), so lines
+    /// re-sent by a re-created tailer keep their ids.
+    #[arg(long, env = "TAILER_HOST")]
+    host: Option<String>,
     /// Log as JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
@@ -40,6 +45,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
+    }
+    if let Some(host) = args.host {
+        config.host = host;
     }
     config.validate()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -70,12 +70,17 @@ pub struct Metrics {
     pub read_paused_seconds: Counter<f64, AtomicU64>,
     /// Files being read.
     pub files_watched: Gauge,
+    /// Expansions of the globs (one every `read.glob_interval_ms`, and one after a truncation).
+    pub scans: Counter,
     /// Files that left their path (rotated by rename, deleted) and were read to their end.
     pub files_released: Counter,
     /// Truncations detected (copytruncate or a truncated file).
     pub truncations: Counter,
-    /// Two files with the same fingerprint seen at once (identical first lines).
+    /// Files that start like a followed file and were left undecided (a copy being made, or a
+    /// new file so far equal to the start of another), each counted once.
     pub fingerprint_collisions: Counter,
+    /// Copies (copytruncate) no longer than what was read of their original: nothing new in them.
+    pub short_copies: Counter,
     /// Bytes of each file not yet acknowledged.
     pub lag_bytes: Family<PathLabels, Gauge>,
     /// Checkpoints made durable.
@@ -124,12 +129,18 @@ impl Metrics {
             Counter::<f64, AtomicU64>::default()
         );
         let files_watched = reg!("files_watched", "Files being read", Gauge::default());
+        let scans = reg!("scans", "Expansions of the globs", Counter::default());
         let files_released =
             reg!("files_released", "Files that left their path and were read to the end", Counter::default());
         let truncations = reg!("truncations", "Truncations detected", Counter::default());
         let fingerprint_collisions = reg!(
             "fingerprint_collisions",
-            "Files with identical first lines seen at once",
+            "Files starting like a followed file, left undecided until they grow",
+            Counter::default()
+        );
+        let short_copies = reg!(
+            "short_copies",
+            "Copies of truncated files no longer than what was read of them (nothing new)",
             Counter::default()
         );
         let lag_bytes = reg!("lag_bytes", "Bytes of a file not yet acknowledged", Family::default());
@@ -153,9 +164,11 @@ impl Metrics {
             in_flight_requests,
             read_paused_seconds,
             files_watched,
+            scans,
             files_released,
             truncations,
             fingerprint_collisions,
+            short_copies,
             lag_bytes,
             checkpoint_writes,
             checkpoint_failures,

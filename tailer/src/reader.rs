@@ -21,8 +21,9 @@ use event_model::EventIds;
 use tokio::sync::mpsc;
 
 use crate::batch::Batch;
+use crate::checkpoint::Saver;
 use crate::config::Config;
-use crate::files::{Files, Globs, Tracked, still_ours};
+use crate::files::{Files, Globs, Tracked};
 use crate::fingerprint::Fingerprint;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
@@ -36,6 +37,7 @@ pub(crate) struct Reader {
     emitter: Emitter,
     stop: Arc<AtomicBool>,
     chunk: Vec<u8>,
+    saver: Arc<Saver>,
 }
 
 /// Turns lines into events and batches.
@@ -68,6 +70,7 @@ impl Reader {
         metrics: Arc<Metrics>,
         tx: mpsc::Sender<Batch>,
         stop: Arc<AtomicBool>,
+        saver: Arc<Saver>,
     ) -> Self {
         let globs = config.sources.iter().map(|s| Globs::new(&s.include, &s.exclude)).collect();
         let emitter = Emitter {
@@ -96,6 +99,7 @@ impl Reader {
             files: Files::default(),
             emitter,
             stop,
+            saver,
         }
     }
 
@@ -111,6 +115,9 @@ impl Reader {
             if now >= next_scan {
                 self.files.scan(&self.globs, &self.emitter.ledger, &self.emitter.metrics);
                 self.files.retain_known(&self.emitter.ledger.lock().unwrap_or_else(|e| e.into_inner()));
+                if std::mem::take(&mut self.files.identities_changed) {
+                    self.save_identities();
+                }
                 next_scan = now + glob_interval;
             }
             let (read, truncated) = self.read_pass();
@@ -127,6 +134,23 @@ impl Reader {
             }
         }
         tracing::debug!("reader stopped");
+    }
+
+    /// Makes the checkpoint durable now that files were newly identified, before any of their
+    /// lines is sent: a file's fingerprint (its ids) depends on the inode it was first seen at,
+    /// so after a crash a copy of it (copytruncate) must be recognised from the checkpoint, not
+    /// taken for a new file with new ids. A failed write is counted and delivery goes on (the
+    /// periodic checkpoint retries it).
+    fn save_identities(&mut self) {
+        match self.saver.save() {
+            Ok(_) => {
+                self.emitter.metrics.checkpoint_writes.inc();
+            }
+            Err(e) => {
+                self.emitter.metrics.checkpoint_failures.inc();
+                tracing::error!(error = %e, "checkpoint of newly followed files not saved; retrying at the next interval");
+            }
+        }
     }
 
     /// Reads one chunk of every open file. Returns the bytes read and whether a truncation
@@ -164,16 +188,27 @@ impl Reader {
     fn read_file(&mut self, fp: Fingerprint) -> Read {
         let Some(t) = self.files.by_fp.get_mut(&fp) else { return Read::Eof };
         let Some(file) = &t.file else { return Read::Eof };
-        let size = match file.metadata() {
-            Ok(m) => m.len(),
+        let (size, mtime) = match file.metadata() {
+            Ok(m) => (m.len(), m.modified().ok()),
             Err(_) => return Read::Eof,
         };
-        if size == t.offset {
+        if size == t.offset && mtime == t.mtime {
             t.idle_since.get_or_insert_with(Instant::now);
             return Read::Eof;
         }
-        if !still_ours(t, size) {
+        // Grown, or written to without growing (truncated and rewritten to the same size).
+        if !self.files.check(fp, size, &self.emitter.ledger) {
             return Read::Truncated;
+        }
+        if std::mem::take(&mut self.files.identities_changed) {
+            self.save_identities();
+        }
+        let Some(t) = self.files.by_fp.get_mut(&fp) else { return Read::Eof };
+        t.mtime = mtime;
+        let Some(file) = &t.file else { return Read::Eof };
+        if size == t.offset {
+            t.idle_since.get_or_insert_with(Instant::now);
+            return Read::Eof;
         }
         let want = ((size - t.offset) as usize).min(self.chunk.len());
         let mut n = 0;
@@ -212,7 +247,7 @@ impl Reader {
                 self.emitter.finish_partial(t);
                 tracing::info!(path = %t.path.display(), offset = t.offset, "file read to its end and let go");
             }
-            self.files.release(fp);
+            self.files.release(fp, &self.emitter.ledger);
             self.emitter.metrics.files_released.inc();
         }
     }

@@ -11,7 +11,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::batch::Batch;
-use crate::checkpoint::{self, Checkpoint};
+use crate::checkpoint::{self, Checkpoint, Saver};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::ledger::Ledger;
@@ -35,6 +35,7 @@ pub struct Tailer {
     stop_tasks: watch::Sender<bool>,
     sender: Option<tokio::task::JoinHandle<()>>,
     background: JoinSet<()>,
+    saver: Arc<Saver>,
     _lock: File,
 }
 
@@ -71,6 +72,7 @@ impl Tailer {
             tracing::warn!(was = %cp.host, now = %config.host, "host name changed: re-sent lines get new ids");
         }
         let ledger = Arc::new(Mutex::new(Ledger::from_checkpoint(cp)));
+        let saver = Arc::new(Saver::new(&config.data_dir, ledger.clone()));
         let metrics = Arc::new(Metrics::new());
         let sender = Arc::new(Sender::new(&config, ledger.clone(), metrics.clone())?);
 
@@ -82,13 +84,26 @@ impl Tailer {
                 .map_err(|e| Error::io(format!("metrics_listen {addr}"), e))?;
             background.spawn(serve_metrics(listener, metrics.clone(), stop_rx.clone()));
         }
-        background.spawn(checkpoint_loop(config.clone(), ledger.clone(), metrics.clone(), stop_rx.clone()));
+        background.spawn(checkpoint_loop(
+            config.clone(),
+            ledger.clone(),
+            saver.clone(),
+            metrics.clone(),
+            stop_rx.clone(),
+        ));
 
         let (tx, rx) = mpsc::channel::<Batch>(1);
         let sender_task = tokio::spawn(send_loop(rx, sender, config.batch.max_in_flight, stop_rx));
         let stop_reader = Arc::new(AtomicBool::new(false));
-        let reader =
-            Reader::new(config.clone(), parsers, ledger.clone(), metrics.clone(), tx, stop_reader.clone());
+        let reader = Reader::new(
+            config.clone(),
+            parsers,
+            ledger.clone(),
+            metrics.clone(),
+            tx,
+            stop_reader.clone(),
+            saver.clone(),
+        );
         let reader = std::thread::Builder::new()
             .name("tailer-reader".into())
             .spawn(move || reader.run())
@@ -103,6 +118,7 @@ impl Tailer {
             stop_tasks,
             sender: Some(sender_task),
             background,
+            saver,
             _lock: lock,
         })
     }
@@ -133,10 +149,10 @@ impl Tailer {
                 abort.abort();
             }
         }
-        self.background.shutdown().await;
-        let cp = self.ledger.lock().unwrap_or_else(|e| e.into_inner()).checkpoint();
-        let dir = self.config.data_dir.clone();
-        tokio::task::spawn_blocking(move || checkpoint::save(&dir, &cp))
+        // The background tasks end on the stop signal, a checkpoint save under way first.
+        while self.background.join_next().await.is_some() {}
+        let saver = self.saver.clone();
+        tokio::task::spawn_blocking(move || saver.save())
             .await
             .map_err(|e| Error::io("checkpoint", std::io::Error::other(e)))??;
         tracing::info!("tailer stopped; checkpoint saved");
@@ -148,8 +164,10 @@ impl Tailer {
         if let Some(s) = self.sender.take() {
             s.abort();
         }
-        self.background.abort_all();
         self.stop_reader_thread().await;
+        // A save under way completes (as it would have before a crash); no other follows.
+        let _ = self.stop_tasks.send(true);
+        while self.background.join_next().await.is_some() {}
     }
 
     async fn stop_reader_thread(&mut self) {
@@ -218,11 +236,15 @@ async fn send_loop(
 async fn checkpoint_loop(
     config: Arc<Config>,
     ledger: Arc<Mutex<Ledger>>,
+    saver: Arc<Saver>,
     metrics: Arc<Metrics>,
     mut stop: watch::Receiver<bool>,
 ) {
     let every = Duration::from_millis(config.read.checkpoint_interval_ms.max(10));
     let mut last: Option<Checkpoint> = None;
+    // Unix time on the runtime's clock: the wall clock at the start plus the time elapsed since.
+    let started = tokio::time::Instant::now();
+    let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
@@ -230,7 +252,7 @@ async fn checkpoint_loop(
         }
         let cp = {
             let mut l = ledger.lock().unwrap_or_else(|e| e.into_inner());
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let now = started_unix + started.elapsed().as_secs();
             l.forget(now.saturating_sub(config.read.forget_after_secs));
             metrics.set_lag(l.lag());
             l.checkpoint()
@@ -238,12 +260,11 @@ async fn checkpoint_loop(
         if last.as_ref() == Some(&cp) {
             continue;
         }
-        let dir = config.data_dir.clone();
-        let to_save = cp.clone();
-        match tokio::task::spawn_blocking(move || checkpoint::save(&dir, &to_save)).await {
-            Ok(Ok(())) => {
+        let saver = saver.clone();
+        match tokio::task::spawn_blocking(move || saver.save()).await {
+            Ok(Ok(saved)) => {
                 metrics.checkpoint_writes.inc();
-                last = Some(cp);
+                last = Some(saved);
             }
             Ok(Err(e)) => {
                 metrics.checkpoint_failures.inc();

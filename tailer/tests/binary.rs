@@ -128,3 +128,46 @@ async fn sigterm_while_the_service_is_down_exits_within_the_grace_period() {
     assert!(!cp.is_empty(), "the shutdown wrote a checkpoint");
     assert!(cp.values().all(|o| *o == 0), "{cp:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tailer_host_and_the_host_flag_override_the_configured_host() {
+    let fx = Fixture::new();
+    let sink = IngestSink::start(SinkOptions::default()).await;
+    let config = write_config(&fx, &sink.url());
+    let mut w = LogWriter::new(0);
+    w.write(&fx.log("app.log"), 5);
+    // As the DaemonSet does: TAILER_HOST from the node name.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tailer"))
+        .arg("--config")
+        .arg(&config)
+        .env("TAILER_HOST", "node-7")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn tailer");
+    let v = settle(&sink, &w.written, T).await;
+    signal(&child, "TERM");
+    let _ = child.wait();
+    assert!(v.complete(), "{v:?}");
+    assert!(sink.accepted_events().iter().all(|e| e.source == "node-7"), "source from TAILER_HOST");
+    let cp: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(fx.dir.path().join("data/checkpoint.json")).expect("checkpoint"),
+    )
+    .expect("json");
+    assert_eq!(cp["host"], "node-7");
+    // The flag wins over the environment.
+    w.write(&fx.log("app.log"), 5);
+    child = Command::new(env!("CARGO_BIN_EXE_tailer"))
+        .args(["--host", "node-8", "--config"])
+        .arg(&config)
+        .env("TAILER_HOST", "node-7")
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn tailer");
+    let v = settle(&sink, &w.written, T).await;
+    signal(&child, "TERM");
+    let _ = child.wait();
+    assert!(v.complete(), "{v:?}");
+    assert_eq!(sink.accepted_events().iter().filter(|e| e.source == "node-8").count(), 5);
+}

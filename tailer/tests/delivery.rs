@@ -9,7 +9,7 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::time::Duration;
 
-use common::{Fixture, LogWriter, checkpoint_offsets, settle, verdict, wait_for};
+use common::{Fixture, LogWriter, checkpoint_offsets, settle, verdict, wait_for, wait_for_wall};
 use tailer::Tailer;
 use testkit::{IngestSink, SinkOptions, SinkResponse};
 
@@ -51,7 +51,7 @@ async fn every_line_of_many_files_arrives_once_and_is_checkpointed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ids_are_derived_from_host_first_line_and_offset() {
+async fn ids_are_derived_from_host_file_identity_and_offset() {
     let fx = Fixture::new();
     let sink = sink().await;
     let mut w = LogWriter::new(0);
@@ -59,7 +59,14 @@ async fn ids_are_derived_from_host_first_line_and_offset() {
     w.write(&path, 3);
     let text = fs::read_to_string(&path).expect("read");
     let first_line = &text[..=text.find('\n').expect("newline")];
-    let fp = xxhash_rust::xxh3::xxh3_64(first_line.as_bytes());
+    // The fingerprint: the first line, the device and inode, the generation (0 for the first
+    // file followed at this inode).
+    let meta = fs::metadata(&path).expect("stat");
+    let mut key = first_line.as_bytes().to_vec();
+    key.extend_from_slice(&std::os::unix::fs::MetadataExt::dev(&meta).to_le_bytes());
+    key.extend_from_slice(&std::os::unix::fs::MetadataExt::ino(&meta).to_le_bytes());
+    key.extend_from_slice(&0u32.to_le_bytes());
+    let fp = xxhash_rust::xxh3::xxh3_64(&key);
     let tailer = Tailer::start(fx.config(&sink.url(), &["app.log"])).await.expect("start");
     settle(&sink, &w.written, T).await;
     let mut offset = 0u64;
@@ -136,7 +143,11 @@ async fn copytruncate_rotation_reads_the_rest_from_the_copy() {
         w.write(&path, 400);
         // The tailer follows the file (and may not have read all of it) when it is rotated.
         let seen = w.written.len() - 300;
-        assert!(sink.wait_until(T, |s| s.unique_ids as usize >= seen).await);
+        assert!(
+            sink.wait_until(T, |s| s.unique_ids as usize >= seen).await,
+            "round {round}: {:?}",
+            sink.stats()
+        );
         // Copy and truncate at once.
         let copy = fx.log(&format!("app.log.{round}"));
         fs::copy(&path, &copy).expect("copy");
@@ -356,5 +367,197 @@ async fn metrics_are_served() {
     assert!(body.contains("tailer_lines_read_total 10"), "{body}");
     assert!(body.contains("tailer_events_acked_total 10"), "{body}");
     assert!(body.contains("tailer_lag_bytes"), "{body}");
+    tailer.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_shorter_than_the_read_offset_is_noted_once_not_rescanned() {
+    let fx = Fixture::new();
+    let sink = sink().await;
+    let tailer = Tailer::start(fx.config(&sink.url(), &["app.log*"])).await.expect("start");
+    let mut w = LogWriter::new(0);
+    let path = fx.log("app.log");
+    w.write(&path, 200);
+    assert!(sink.wait_until(T, |s| s.unique_ids >= 200).await);
+    // logrotate's copytruncate when the app wrote between the copy and the truncation: the
+    // copy holds only the first half of what the tailer has already read.
+    let text = fs::read(&path).expect("read");
+    let half =
+        text.iter().enumerate().filter(|(_, b)| **b == b'\n').nth(99).map(|(i, _)| i + 1).expect("line");
+    fs::write(fx.log("app.log.1"), &text[..half]).expect("copy");
+    OpenOptions::new().write(true).open(&path).expect("open").set_len(0).expect("truncate");
+    w.write(&path, 50);
+    let v = settle(&sink, &w.written, T).await;
+    assert!(v.complete(), "{v:?}");
+    assert_eq!(v.resent, 0, "nothing of the copy is sent again: {v:?}");
+    assert!(wait_for(T, || tailer.metrics().short_copies.get() == 1).await);
+    // Many scans later the copy is still the one noted: no rescan or truncation per turn.
+    let m = tailer.metrics();
+    let scans = m.scans.get();
+    assert!(wait_for(T, || m.scans.get() >= scans + 20).await, "scans go on");
+    assert_eq!(m.truncations.get(), 1, "one truncation, seen once");
+    assert_eq!(m.short_copies.get(), 1, "the copy is noted once");
+    assert!(m.scans.get() < scans + 200, "no scan loop: {} scans", m.scans.get() - scans);
+    tailer.shutdown().await.expect("shutdown");
+}
+
+/// A day (on the paused clock) during which the service holds every request: the file whose
+/// lines were all acknowledged before is still followed (the reader waits behind the held
+/// batches) and must stay in the checkpoint, so a restart resumes it where it was.
+#[tokio::test(start_paused = true)]
+async fn a_followed_file_held_up_by_a_day_of_back_pressure_stays_in_the_checkpoint() {
+    const DAY: Duration = Duration::from_secs(86_400);
+    let fx = Fixture::new();
+    let sink = sink().await;
+    let config = || {
+        let mut c = fx.config(&sink.url(), &["*.log"]);
+        c.batch.max_in_flight = 1;
+        c.batch.max_events = 10;
+        c.read.checkpoint_interval_ms = 60_000;
+        c.read.forget_after_secs = DAY.as_secs();
+        c.service.timeout_secs = 3 * DAY.as_secs();
+        c
+    };
+    let tailer = Tailer::start(config()).await.expect("start");
+    let mut a = LogWriter::new(0);
+    let a_path = fx.log("a.log");
+    a.write(&a_path, 20);
+    let a_size = fs::metadata(&a_path).expect("stat").len();
+    assert!(wait_for_wall(T, || sink.stats().unique_ids >= 20 && tailer.pending_batches() == 0).await);
+    // Now the service holds every request for two days; b.log fills the one request slot, the
+    // queue, and the reader waits.
+    sink.push_responses((0..20).map(|_| SinkResponse::Delay(2 * DAY)));
+    let mut b = LogWriter::new(1_000);
+    b.write(&fx.log("b.log"), 100);
+    assert!(wait_for_wall(T, || tailer.metrics().events_sent.get() >= 30).await, "reader blocked");
+    tokio::time::sleep(DAY + Duration::from_secs(3_600)).await;
+    assert!(tailer.metrics().checkpoint_writes.get() >= 1);
+    tailer.shutdown().await.expect("shutdown");
+    let cp = checkpoint_offsets(&fx.data);
+    assert_eq!(cp.get(&a_path), Some(&a_size), "a.log kept at its acknowledged end: {cp:?}");
+
+    // A restart resumes a.log where it was: only its new lines and b.log's are sent.
+    let sink = IngestSink::start(SinkOptions::default()).await;
+    let mut c = config();
+    c.service.url = sink.url();
+    let tailer = Tailer::start(c).await.expect("restart");
+    let mut more = LogWriter::new(500);
+    more.write(&a_path, 10);
+    let mut want = more.written.clone();
+    want.extend(b.written.iter().copied());
+    assert!(wait_for_wall(T, || sink.stats().unique_ids >= want.len() as u64).await);
+    let v = verdict(&sink, &want);
+    assert!(v.complete(), "nothing of a.log re-read from 0: {v:?}");
+    tailer.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_with_the_same_header_resume_at_their_own_offsets_after_a_restart() {
+    const HEADER: &str = "#Fields: date time host message\n";
+    let fx = Fixture::new();
+    let sink = sink().await;
+    let mut w = LogWriter::new(0);
+    for name in ["a.log", "b.log"] {
+        fs::write(fx.log(name), HEADER).expect("header");
+        w.write(&fx.log(name), 50);
+    }
+    let tailer = Tailer::start(fx.config(&sink.url(), &["*.log"])).await.expect("start");
+    let v = settle(&sink, &w.written, T).await;
+    assert!(v.complete(), "{v:?}");
+    tailer.shutdown().await.expect("shutdown");
+    for name in ["a.log", "b.log"] {
+        w.write(&fx.log(name), 30);
+    }
+    let tailer = Tailer::start(fx.config(&sink.url(), &["*.log"])).await.expect("restart");
+    let v = settle(&sink, &w.written, T).await;
+    assert!(v.complete(), "{v:?}");
+    assert_eq!(v.resent, 0, "each file resumed at its own offset: {v:?}");
+    tailer.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copytruncate_while_the_tailer_is_down_reads_the_rest_from_the_copy() {
+    let fx = Fixture::new();
+    let sink = sink().await;
+    let path = fx.log("app.log");
+    let mut w = LogWriter::new(0);
+    w.write(&path, 100);
+    let tailer = Tailer::start(fx.config(&sink.url(), &["app.log*"])).await.expect("start");
+    assert!(sink.wait_until(T, |s| s.unique_ids >= 100).await);
+    tailer.shutdown().await.expect("shutdown");
+    // While it is down: more lines, then the copy and the truncation, then new lines.
+    w.write(&path, 50);
+    fs::copy(&path, fx.log("app.log.1")).expect("copy");
+    OpenOptions::new().write(true).open(&path).expect("open").set_len(0).expect("truncate");
+    w.write(&path, 20);
+    let tailer = Tailer::start(fx.config(&sink.url(), &["app.log*"])).await.expect("restart");
+    let v = settle(&sink, &w.written, T).await;
+    assert!(v.complete(), "{v:?}");
+    assert_eq!(v.resent, 0, "{v:?}");
+    assert_eq!(tailer.metrics().truncations.get(), 1);
+    tailer.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_banner_after_o_trunc_starts_a_new_file_with_ids_of_its_own() {
+    const BANNER: &str = "=== app 1.2.3 starting ===\n";
+    let fx = Fixture::new();
+    let sink = sink().await;
+    let tailer = Tailer::start(fx.config(&sink.url(), &["app.log"])).await.expect("start");
+    let mut w = LogWriter::new(0);
+    let path = fx.log("app.log");
+    fs::write(&path, BANNER).expect("banner");
+    w.write(&path, 20);
+    assert!(sink.wait_until(T, |s| s.unique_ids >= 20).await);
+    let before = fs::metadata(&path).expect("stat");
+    // The app restarts: O_TRUNC (same inode), the same banner, and more lines than before, so
+    // the file is longer than what was read and starts with the same line.
+    let mut f = OpenOptions::new().write(true).truncate(true).open(&path).expect("O_TRUNC");
+    f.write_all(BANNER.as_bytes()).expect("banner");
+    w.write_to(&mut f, 60);
+    drop(f);
+    let after = fs::metadata(&path).expect("stat");
+    assert_eq!(std::os::unix::fs::MetadataExt::ino(&before), std::os::unix::fs::MetadataExt::ino(&after));
+    assert!(after.len() > before.len());
+    let v = settle(&sink, &w.written, T).await;
+    assert!(v.complete(), "the new head is not skipped: {v:?}");
+    assert_eq!(v.resent, 0, "no id of the old file reused: {v:?}");
+    assert_eq!(v.unique, 80);
+    assert!(tailer.metrics().truncations.get() >= 1);
+    tailer.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_checkpoint_resumes_its_files_with_their_old_ids() {
+    let fx = Fixture::new();
+    let sink = sink().await;
+    let path = fx.log("app.log");
+    let mut old = LogWriter::new(0);
+    old.write(&path, 10);
+    let text = fs::read_to_string(&path).expect("read");
+    let first_line = &text[..=text.find('\n').expect("newline")];
+    let legacy_fp = xxhash_rust::xxh3::xxh3_64(first_line.as_bytes());
+    let offset = text.len() as u64;
+    // The checkpoint an older tailer wrote: files keyed by the hash of their first line.
+    fs::create_dir_all(&fx.data).expect("data dir");
+    let v1 = serde_json::json!({
+        "version": 1,
+        "host": common::HOST,
+        "files": { format!("{legacy_fp:016x}"): { "path": path, "offset": offset, "last_seen": 1 } },
+    });
+    fs::write(fx.data.join("checkpoint.json"), v1.to_string()).expect("write v1");
+    let mut w = LogWriter::new(100);
+    w.write(&path, 5);
+    let tailer = Tailer::start(fx.config(&sink.url(), &["app.log"])).await.expect("start");
+    let v = settle(&sink, &w.written, T).await;
+    assert!(v.complete(), "only the lines after the v1 offset: {v:?}");
+    // Under the ids the older tailer would have given them.
+    let first_new = event_model::deterministic_event_id(common::HOST, legacy_fp, offset);
+    assert!(sink.accepted_ids().contains_key(&first_new), "{:?}", sink.accepted_ids());
+    let size = fs::metadata(&path).expect("stat").len();
+    assert!(wait_for(T, || checkpoint_offsets(&fx.data).get(&path) == Some(&size)).await);
+    let cp: serde_json::Value =
+        serde_json::from_slice(&fs::read(fx.data.join("checkpoint.json")).expect("read")).expect("json");
+    assert_eq!(cp["version"], 2);
     tailer.shutdown().await.expect("shutdown");
 }

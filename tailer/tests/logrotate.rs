@@ -98,3 +98,45 @@ async fn logrotate_copytruncate_mode() {
     assert!(tailer.metrics().truncations.get() >= 3, "{}", tailer.metrics().truncations.get());
     tailer.shutdown().await.expect("shutdown");
 }
+
+/// A header line every file of the log starts with (skipped as malformed by the syslog rule).
+const HEADER: &str = "#Fields: date time host message\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_starting_with_the_same_header_are_told_apart_through_rename_rotation() {
+    let fx = Fixture::new();
+    let sink = IngestSink::start(SinkOptions::default()).await;
+    let tailer = Tailer::start(fx.config(&sink.url(), &["app.log*"])).await.expect("start");
+    let mut w = LogWriter::new(0);
+    let path = fx.log("app.log");
+    std::fs::write(&path, HEADER).expect("header");
+    w.write(&path, 100);
+    assert!(sink.wait_until(T, |s| s.unique_ids >= 100).await);
+    for round in 1..=3u64 {
+        rotate(&fx, "create");
+        // The new file first holds only the header (it cannot be told from a copy yet), then
+        // lines of its own.
+        std::fs::write(&path, HEADER).expect("header");
+        let m = tailer.metrics();
+        assert!(common::wait_for(T, || m.fingerprint_collisions.get() >= round).await, "seen undecided");
+        w.write(&path, 100);
+        let v = settle(&sink, &w.written, T).await;
+        assert!(v.complete(), "round {round}: {v:?}");
+    }
+    assert!(fx.log("app.log.3").exists(), "logrotate rotated three times");
+    let v = settle(&sink, &w.written, T).await;
+    assert!(v.complete(), "{v:?}");
+    assert_eq!(v.resent, 0, "no id of an old file reused: {v:?}");
+    assert_eq!(v.unique, w.written.len());
+    // Each file's checkpoint reaches its end: nothing of any head was skipped.
+    let cp = common::checkpoint_offsets(&fx.data);
+    for name in ["app.log", "app.log.1", "app.log.2", "app.log.3"] {
+        let size = std::fs::metadata(fx.log(name)).expect("stat").len();
+        assert!(
+            common::wait_for(T, || common::checkpoint_offsets(&fx.data).get(&fx.log(name)) == Some(&size))
+                .await,
+            "{name}: {cp:?}"
+        );
+    }
+    tailer.shutdown().await.expect("shutdown");
+}

@@ -200,3 +200,18 @@ pub fn checkpoint_offsets(data: &Path) -> HashMap<PathBuf, u64> {
         })
         .unwrap_or_default()
 }
+
+/// Waits for `cond` with a deadline on the wall clock (for tests on tokio's paused clock,
+/// where the runtime's time runs ahead whenever it is idle while a real thread works).
+pub async fn wait_for_wall(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
