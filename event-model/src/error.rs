@@ -23,6 +23,10 @@ pub enum Error {
         /// What is wrong, naming the key.
         reason: String,
     },
+    /// What came back from an ingest request is not the event-service's answer for it
+    /// ([`crate::ingest::verify_answer`]).
+    #[error("not the event-service's answer for this request: {0}")]
+    NotAnAnswer(String),
 }
 
 /// The class of a rejection, for metrics labels (a small, fixed set).

@@ -6,6 +6,7 @@
 //!   loaded from TOML. Adding a type is a registry change only.
 //! * Validation — [`Registry::validate_json`] and [`Registry::validate_event`] turn raw events
 //!   into checked, enriched [`Event`]s or a [`Rejection`] with a precise reason.
+//! * [`ingest`] — the HTTP ingest contract: the answer's schema and how a sender checks it.
 //! * [`deterministic_event_id`] / [`random_event_id`], and [`HourBucket`], the exporter's
 //!   (event type, UTC hour) bucket key.
 //!
@@ -44,6 +45,7 @@ mod bucket;
 mod decode;
 mod error;
 mod id;
+pub mod ingest;
 mod registry;
 mod timefmt;
 mod validate;

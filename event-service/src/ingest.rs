@@ -11,10 +11,12 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use event_model::ingest::{
+    Answer, CONTENT_TYPE_JSON, CONTENT_TYPE_NDJSON, CONTENT_TYPE_PROTOBUF, ErrorBody, Rejected,
+};
 use event_model::{Enrichment, Event, Rejection, attributes, json_array_items, ndjson_lines};
 use prost::Message as _;
 use pubsub_client::{Message, PublishHandle, Publisher};
-use serde_json::json;
 
 use crate::metrics::{RejectLabels, StatusLabels, TypeLabels};
 use crate::state::AppState;
@@ -34,12 +36,11 @@ impl Encoding {
     /// The encoding named by a `Content-Type`, if supported.
     pub fn from_content_type(ct: &str) -> Option<Self> {
         match ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase().as_str() {
-            "application/json" => Some(Encoding::JsonArray),
-            "application/x-ndjson"
-            | "application/ndjson"
-            | "application/jsonl"
-            | "application/x-jsonlines" => Some(Encoding::Ndjson),
-            "application/x-protobuf" | "application/protobuf" => Some(Encoding::Protobuf),
+            CONTENT_TYPE_JSON => Some(Encoding::JsonArray),
+            CONTENT_TYPE_NDJSON | "application/ndjson" | "application/jsonl" | "application/x-jsonlines" => {
+                Some(Encoding::Ndjson)
+            }
+            CONTENT_TYPE_PROTOBUF | "application/protobuf" => Some(Encoding::Protobuf),
             _ => None,
         }
     }
@@ -128,7 +129,7 @@ pub fn check(registry: &event_model::Registry, events: Vec<RawEvent<'_>>, enrich
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    let body = json!({ "error": message.into() }).to_string();
+    let body = serde_json::to_string(&ErrorBody { error: message.into() }).unwrap_or_default();
     (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
 }
 
@@ -387,12 +388,15 @@ async fn publish_and_answer(state: &AppState, checked: Checked) -> Response {
             format!("publishing to Pub/Sub failed, retry the request: {e}"),
         );
     }
-    let rejected: Vec<serde_json::Value> = checked
-        .rejected
-        .iter()
-        .map(|(i, r, _)| json!({ "index": i, "reason": r.reason, "kind": r.kind.as_str() }))
-        .collect();
-    let body = json!({ "accepted": checked.accepted.len(), "rejected": rejected }).to_string();
+    let answer = Answer {
+        accepted: checked.accepted.len() as u64,
+        rejected: checked
+            .rejected
+            .iter()
+            .map(|(i, r, _)| Rejected::new(*i, &r.reason, r.kind.as_str()))
+            .collect(),
+    };
+    let body = serde_json::to_string(&answer).unwrap_or_default();
     (StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body)
         .into_response()
 }

@@ -22,7 +22,7 @@ use crate::state::AppState;
 /// The service's routes.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/v1/events", post(ingest))
+        .route(event_model::ingest::PATH, post(ingest))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -88,7 +88,9 @@ pub struct ServiceConfig {
     /// Compress request bodies with gzip. Default: true.
     #[serde(default = "yes")]
     pub gzip: bool,
-    /// Timeout of one request, in seconds. Default: 30.
+    /// Timeout of one request, in seconds. Default: 45. Keep it longer than the
+    /// event-service's publish deadline (`publisher.retry_timeout_secs`, 30 s by default), or
+    /// requests the service would still answer time out here and are sent again.
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
     /// First retry delay in milliseconds; it doubles up to `retry_max_ms`. Default: 100.
@@ -182,7 +184,7 @@ fn yes() -> bool {
     true
 }
 fn default_timeout_secs() -> u64 {
-    30
+    45
 }
 fn default_retry_initial_ms() -> u64 {
     100

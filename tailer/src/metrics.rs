@@ -62,6 +62,9 @@ pub struct Metrics {
     pub requests: Family<StatusLabels, Counter>,
     /// Requests retried.
     pub retries: Counter,
+    /// Answers that were not the event-service's own for the request (`200 {}`, an HTML
+    /// page, a proxy's error, a partial or truncated answer): nothing acknowledged, retried.
+    pub non_answers: Counter,
     /// Request latency, seconds.
     pub request_seconds: Histogram,
     /// Requests in flight.
@@ -120,6 +123,11 @@ impl Metrics {
         );
         let requests = reg!("requests", "Requests to the event-service by status", Family::default());
         let retries = reg!("retries", "Requests retried", Counter::default());
+        let non_answers = reg!(
+            "non_answers",
+            "Answers not the event-service's own for the request (retried)",
+            Counter::default()
+        );
         let request_seconds =
             reg!("request_seconds", "Request latency", Histogram::new(exponential_buckets(0.001, 2.0, 16)));
         let in_flight_requests = reg!("in_flight_requests", "Requests in flight", Gauge::default());
@@ -160,6 +168,7 @@ impl Metrics {
             events_rejected_by_kind,
             requests,
             retries,
+            non_answers,
             request_seconds,
             in_flight_requests,
             read_paused_seconds,

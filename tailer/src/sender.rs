@@ -1,22 +1,28 @@
 //! Sending batches to the event-service, with the retry policy of [`crate::retry`].
 //!
-//! * `200`: every event was published or rejected; rejections are logged with the file and
-//!   offset of their line and counted, never retried. The batch is acknowledged.
-//! * `413` or `400` (the batch is too large or unreadable as a whole): the batch is split in
-//!   halves and each is sent; a single event still refused that way is logged, counted as
-//!   rejected and acknowledged.
-//! * Anything else (`429`, `5xx`, `401`/`403`, `404`, connection errors, timeouts): retried with
-//!   backoff for as long as it takes, honouring `Retry-After`. The lines stay unacknowledged,
-//!   so reading pauses once every request slot is busy.
+//! What counts as an acknowledgement is the ingest contract of [`event_model::ingest`]:
+//!
+//! * `200` with the service's own answer covering exactly the events sent: every event was
+//!   published or rejected; rejections are logged with the file and offset of their line and
+//!   counted, never retried. The batch is acknowledged.
+//! * `413` or `400` with the service's own error body (the batch is too large or unreadable
+//!   as a whole): the batch is split in halves and each is sent; a single event still refused
+//!   that way is logged, counted as rejected and acknowledged.
+//! * Anything else acknowledges nothing and is retried with backoff for as long as it takes,
+//!   honouring `Retry-After`: `429`, `5xx`, `401`/`403`, `404`, connection errors, timeouts,
+//!   and every answer that is not the service's (`200 {}`, an answer for part of the batch, an
+//!   HTML page, a proxy's `413`, a body cut short; counted as `tailer_non_answers_total` and
+//!   logged with the URL, the status, the content type and the start of the body). The lines
+//!   stay unacknowledged, so reading pauses once every request slot is busy.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use event_model::ingest::{self, Answer};
 use prost::encoding::{DecodeContext, WireType, decode_key, decode_varint, skip_field};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
-use serde::Deserialize;
 
 use crate::batch::{Batch, Origin};
 use crate::config::Config;
@@ -24,22 +30,6 @@ use crate::error::{Error, Result};
 use crate::ledger::Ledger;
 use crate::metrics::{Metrics, ReasonLabels, StatusLabels};
 use crate::retry::Backoff;
-
-/// The service's answer to an accepted request.
-#[derive(Debug, Deserialize)]
-struct Answer {
-    #[serde(default)]
-    rejected: Vec<Rejected>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Rejected {
-    index: usize,
-    #[serde(default)]
-    reason: String,
-    #[serde(default)]
-    kind: String,
-}
 
 /// Sends batches; shared by the request tasks.
 #[derive(Debug)]
@@ -114,32 +104,34 @@ impl Sender {
         };
         let mut attempt = 0u32;
         loop {
-            let (reason, after) =
-                match self.post(wire.clone().unwrap_or_else(|| body.clone()), wire.is_some()).await {
-                    Outcome::Done(answer) => {
-                        self.rejections(&answer, origins, batch);
-                        let rejected = answer.rejected.len().min(origins.len());
-                        self.metrics.events_acked.inc_by((origins.len() - rejected) as u64);
+            let (reason, after) = match self
+                .post(wire.clone().unwrap_or_else(|| body.clone()), wire.is_some(), origins.len())
+                .await
+            {
+                Outcome::Done(answer) => {
+                    self.rejections(&answer, origins, batch);
+                    let rejected = answer.rejected.len().min(origins.len());
+                    self.metrics.events_acked.inc_by((origins.len() - rejected) as u64);
+                    return;
+                }
+                Outcome::Split(reason) if origins.len() > 1 => {
+                    let entries = entry_ranges(&body);
+                    if entries.len() == origins.len() {
+                        let mid = entries.len() / 2;
+                        let (a, b) = (entries[mid - 1].1, entries[entries.len() - 1].1);
+                        Box::pin(self.deliver_part(body.slice(..a), &origins[..mid], batch)).await;
+                        Box::pin(self.deliver_part(body.slice(a..b), &origins[mid..], batch)).await;
                         return;
                     }
-                    Outcome::Split(reason) if origins.len() > 1 => {
-                        let entries = entry_ranges(&body);
-                        if entries.len() == origins.len() {
-                            let mid = entries.len() / 2;
-                            let (a, b) = (entries[mid - 1].1, entries[entries.len() - 1].1);
-                            Box::pin(self.deliver_part(body.slice(..a), &origins[..mid], batch)).await;
-                            Box::pin(self.deliver_part(body.slice(a..b), &origins[mid..], batch)).await;
-                            return;
-                        }
-                        (format!("{reason} (and the batch cannot be split)"), None)
-                    }
-                    Outcome::Split(reason) => {
-                        let o = origins.first().copied().unwrap_or(Origin { file: 0, offset: 0 });
-                        self.rejected_one(batch, o, "refused", &reason);
-                        return;
-                    }
-                    Outcome::Retry { reason, after } => (reason, after),
-                };
+                    (format!("{reason} (and the batch cannot be split)"), None)
+                }
+                Outcome::Split(reason) => {
+                    let o = origins.first().copied().unwrap_or(Origin { file: 0, offset: 0 });
+                    self.rejected_one(batch, o, "refused", &reason);
+                    return;
+                }
+                Outcome::Retry { reason, after } => (reason, after),
+            };
             let delay = self.backoff.delay(attempt, after);
             if attempt < 3 || attempt.is_power_of_two() {
                 tracing::warn!(%reason, attempt, delay_ms = delay.as_millis() as u64, "send failed; retrying");
@@ -150,11 +142,11 @@ impl Sender {
         }
     }
 
-    /// One attempt.
-    async fn post(&self, body: Bytes, gzipped: bool) -> Outcome {
+    /// One attempt of a body holding `events` events.
+    async fn post(&self, body: Bytes, gzipped: bool, events: usize) -> Outcome {
         let started = Instant::now();
         let mut req =
-            self.client.post(self.url.clone()).header(CONTENT_TYPE, "application/x-protobuf").body(body);
+            self.client.post(self.url.clone()).header(CONTENT_TYPE, ingest::CONTENT_TYPE_PROTOBUF).body(body);
         if gzipped {
             req = req.header(CONTENT_ENCODING, "gzip");
         }
@@ -178,20 +170,47 @@ impl Sender {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let text = match resp.bytes().await {
+        let content_type = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let ct = content_type.as_deref();
+        let body = match resp.bytes().await {
             Ok(b) => b,
-            Err(e) => return Outcome::Retry { reason: format!("reading the answer failed: {e}"), after },
-        };
-        let text = String::from_utf8_lossy(&text);
-        match status {
-            StatusCode::OK => match serde_json::from_str::<Answer>(&text) {
-                Ok(a) => Outcome::Done(a),
-                Err(e) => Outcome::Retry { reason: format!("unreadable answer `{text}`: {e}"), after },
-            },
-            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::BAD_REQUEST => {
-                Outcome::Split(format!("{status}: {}", text.trim()))
+            Err(e) => {
+                return self.not_an_answer(format!("{status}, reading the answer failed: {e}"), after);
             }
-            _ => Outcome::Retry { reason: format!("{status}: {}", text.trim()), after },
+        };
+        match status {
+            StatusCode::OK => match ingest::verify_answer(ct, &body, events) {
+                Ok(a) => Outcome::Done(a),
+                Err(e) => self.not_an_answer(format!("{status}: {e}"), after),
+            },
+            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::BAD_REQUEST => match ingest::service_error(ct, &body)
+            {
+                Some(error) => Outcome::Split(format!("{status}: {error}")),
+                None => self.not_an_answer(
+                    format!(
+                        "{status} ({}) without the event-service's error body; the body starts `{}`",
+                        ct.unwrap_or("no content type"),
+                        ingest::head(&body)
+                    ),
+                    after,
+                ),
+            },
+            _ => {
+                let why = ingest::service_error(ct, &body).unwrap_or_else(|| ingest::head(&body));
+                Outcome::Retry { reason: format!("{} answered {status}: {why}", self.url), after }
+            }
+        }
+    }
+
+    /// An answer that is not the service's: nothing is acknowledged, the request is retried.
+    fn not_an_answer(&self, what: String, after: Option<Duration>) -> Outcome {
+        self.metrics.non_answers.inc();
+        Outcome::Retry {
+            reason: format!(
+                "{} did not answer as the event-service does ({what}); nothing is acknowledged; is service.url right?",
+                self.url
+            ),
+            after,
         }
     }
 

@@ -362,8 +362,17 @@ async fn metrics_are_served() {
     let mut w = LogWriter::new(0);
     w.write(&fx.log("app.log"), 10);
     settle(&sink, &w.written, T).await;
-    assert!(wait_for(T, || tailer.metrics().checkpoint_writes.get() >= 1).await);
-    let body = reqwest::get(format!("http://{port}/metrics")).await.expect("get").text().await.expect("body");
+    // The lag gauges are set when a checkpoint covering the acknowledged lines is made (a
+    // checkpoint is also made as soon as a file is identified, before any line is sent).
+    let deadline = tokio::time::Instant::now() + T;
+    let body = loop {
+        let body =
+            reqwest::get(format!("http://{port}/metrics")).await.expect("get").text().await.expect("body");
+        if body.contains("tailer_lag_bytes{") || tokio::time::Instant::now() >= deadline {
+            break body;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(body.contains("tailer_lines_read_total 10"), "{body}");
     assert!(body.contains("tailer_events_acked_total 10"), "{body}");
     assert!(body.contains("tailer_lag_bytes"), "{body}");

@@ -155,6 +155,12 @@ impl Scenario {
         self
     }
 
+    /// The exporter's idle time before it closes past hours ([`Scenario::idle_secs`]).
+    pub fn with_idle_secs(mut self, secs: u64) -> Self {
+        self.idle_secs = secs;
+        self
+    }
+
     /// Adds `count` disruptions spread at random over the first three quarters of the steps.
     pub fn with_disruptions(mut self, count: u32, d: Disruption) -> Self {
         let last = (self.steps * 3 / 4).max(1);

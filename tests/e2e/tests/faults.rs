@@ -128,6 +128,12 @@ async fn replicas() {
             .with_backlog(8)
             .with_moving_window(6, 2)
             .with_step_pause(Duration::from_millis(600))
+            // What a paused or scaled-in replica held comes back after its lease lapses (the
+            // ack deadline), and the emulator hands a lapsed message only to a pull started
+            // after that (up to the 30 s pull timeout later): with less idle time the last
+            // replica closes the past hours first and those events become late events of
+            // the clock's hour, still open when the check runs.
+            .with_idle_secs(u64::from(ACK_DEADLINE_SECS) + 35)
             // The window moves an hour every ten steps; the first hours close from step 20 on.
             .with_disruption_at(12, Disruption::KillFixedReplica)
             .with_disruption_at(21, Disruption::PauseExporter(pause))

@@ -1,0 +1,164 @@
+//! The HTTP ingest contract between a sender (the tailer, or any client) and the event-service:
+//! the route, the content types, the answer's schema and how a sender recognizes it.
+//!
+//! The event-service serializes [`Answer`] and [`ErrorBody`]; senders check what came back
+//! with [`verify_answer`] and [`service_error`], so neither side re-declares the schema.
+//!
+//! A sender takes an answer for an acknowledgement only when it is the service's own,
+//! well-formed answer covering exactly the events sent: a `200` whose JSON body says how many
+//! events were accepted and lists each rejected one, adding up to the number sent. Anything
+//! else (`200 {}` from another server, an answer for part of the batch, an HTML error page, a
+//! body cut short) acknowledges nothing: the sender retries.
+//!
+//! ```
+//! use event_model::ingest::{Answer, Rejected, verify_answer};
+//!
+//! let answer = Answer { accepted: 2, rejected: vec![Rejected::new(1, "missing field `user`", "missing_field")] };
+//! let body = serde_json::to_vec(&answer).unwrap();
+//! assert_eq!(verify_answer(Some("application/json"), &body, 3).unwrap(), answer);
+//! assert!(verify_answer(Some("application/json"), b"{}", 3).is_err());
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+/// The ingest route.
+pub const PATH: &str = "/v1/events";
+/// Content type of a protobuf `EventBatch` body (the tailer's).
+pub const CONTENT_TYPE_PROTOBUF: &str = "application/x-protobuf";
+/// Content type of a JSON array of events.
+pub const CONTENT_TYPE_JSON: &str = "application/json";
+/// Content type of newline-delimited JSON events.
+pub const CONTENT_TYPE_NDJSON: &str = "application/x-ndjson";
+
+/// The service's answer to a request it handled (`200`): every event of the request is
+/// either accepted (published and confirmed by Pub/Sub) or rejected. Fields added later are
+/// ignored by older senders; both fields are required.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Answer {
+    /// Events published and confirmed.
+    pub accepted: u64,
+    /// Events permanently invalid, by their index in the request.
+    pub rejected: Vec<Rejected>,
+}
+
+/// One rejected event of an [`Answer`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejected {
+    /// Index of the event in the request (0-based).
+    pub index: usize,
+    /// Why, for people.
+    pub reason: String,
+    /// The class of the reason ([`crate::RejectKind::as_str`]), for metrics.
+    pub kind: String,
+}
+
+impl Rejected {
+    /// A rejection of event `index`.
+    pub fn new(index: usize, reason: impl Into<String>, kind: impl Into<String>) -> Self {
+        Rejected { index, reason: reason.into(), kind: kind.into() }
+    }
+}
+
+/// The body of every answer other than `200`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What was wrong.
+    pub error: String,
+}
+
+/// Checks that a `200` answer is the service's own answer covering exactly `events_sent`
+/// events: a JSON [`Answer`] whose accepted and rejected counts add up to `events_sent`,
+/// each rejected index within the request and named once.
+///
+/// # Errors
+/// [`Error::NotAnAnswer`] naming what is wrong (and the start of the body).
+pub fn verify_answer(content_type: Option<&str>, body: &[u8], events_sent: usize) -> Result<Answer, Error> {
+    let not = |why: String| Error::NotAnAnswer(format!("{why}; the body starts `{}`", head(body)));
+    if !is_json(content_type) {
+        return Err(not(format!("content type `{}` is not JSON", content_type.unwrap_or(""))));
+    }
+    let answer: Answer =
+        serde_json::from_slice(body).map_err(|e| not(format!("not the event-service's answer: {e}")))?;
+    let covered = answer.accepted.saturating_add(answer.rejected.len() as u64);
+    if covered != events_sent as u64 {
+        return Err(not(format!(
+            "it covers {covered} events ({} accepted, {} rejected), {events_sent} were sent",
+            answer.accepted,
+            answer.rejected.len()
+        )));
+    }
+    let mut seen = vec![false; events_sent];
+    for r in &answer.rejected {
+        match seen.get_mut(r.index) {
+            Some(s) if !*s => *s = true,
+            _ => return Err(not(format!("rejected index {} is out of range or repeated", r.index))),
+        }
+    }
+    Ok(answer)
+}
+
+/// The service's own error message, when an answer other than `200` carries an
+/// [`ErrorBody`]; `None` for anything else (an HTML page, a proxy's text).
+pub fn service_error(content_type: Option<&str>, body: &[u8]) -> Option<String> {
+    if !is_json(content_type) {
+        return None;
+    }
+    serde_json::from_slice::<ErrorBody>(body).ok().map(|b| b.error)
+}
+
+/// At most 120 characters of `body`, for error messages.
+pub fn head(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(120)]);
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
+fn is_json(content_type: Option<&str>) -> bool {
+    content_type
+        .and_then(|c| c.split(';').next())
+        .is_some_and(|c| c.trim().eq_ignore_ascii_case(CONTENT_TYPE_JSON))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JSON: Option<&str> = Some("application/json");
+
+    fn body(accepted: u64, rejected: &[usize]) -> Vec<u8> {
+        let rejected = rejected.iter().map(|i| Rejected::new(*i, "bad", "malformed")).collect();
+        serde_json::to_vec(&Answer { accepted, rejected }).expect("json")
+    }
+
+    #[test]
+    fn the_services_answer_for_every_event_sent_is_one() {
+        let a = verify_answer(Some("application/json; charset=utf-8"), &body(3, &[1]), 4).expect("answer");
+        assert_eq!((a.accepted, a.rejected.len()), (3, 1));
+    }
+
+    #[test]
+    fn anything_else_is_not_an_answer() {
+        for (ct, b, why) in [
+            (JSON, b"{}".to_vec(), "missing field"),
+            (JSON, body(2, &[]), "it covers 2 events"),
+            (JSON, body(3, &[4]), "out of range"),
+            (JSON, body(2, &[1, 1]), "repeated"),
+            (Some("text/html"), b"<html>ok</html>".to_vec(), "is not JSON"),
+            (None, body(4, &[]), "is not JSON"),
+            (JSON, body(4, &[])[..10].to_vec(), "EOF"),
+        ] {
+            let e = verify_answer(ct, &b, 4).expect_err(why).to_string();
+            assert!(e.contains(why), "{e}");
+        }
+    }
+
+    #[test]
+    fn only_the_services_error_body_is_its_error() {
+        let e =
+            serde_json::to_vec(&ErrorBody { error: "body is larger than 10 bytes".into() }).expect("json");
+        assert_eq!(service_error(JSON, &e).as_deref(), Some("body is larger than 10 bytes"));
+        assert_eq!(service_error(Some("text/html"), b"<html>413</html>"), None);
+        assert_eq!(service_error(JSON, b"{}"), None);
+    }
+}
