@@ -5,15 +5,23 @@
 //! with [`verify_answer`] and [`service_error`], so neither side re-declares the schema.
 //!
 //! A sender takes an answer for an acknowledgement only when it is the service's own,
-//! well-formed answer covering exactly the events sent: a `200` whose JSON body says how many
-//! events were accepted and lists each rejected one, adding up to the number sent. Anything
+//! well-formed answer covering exactly the events sent: a `200` whose JSON body gives every
+//! event of the request one status — accepted (counted), rejected (listed by index with a
+//! reason: permanently invalid, the sender drops it) or retryable (listed by index: e.g. its
+//! topic is failing; the sender re-sends only those) — adding up to the number sent. Anything
 //! else (`200 {}` from another server, an answer for part of the batch, an HTML error page, a
-//! body cut short) acknowledges nothing: the sender retries.
+//! body cut short) acknowledges nothing: the sender retries the whole request.
+//!
+//! When no event of a request could be published or rejected (every one is retryable), the
+//! service answers `503` with an [`ErrorBody`] and `Retry-After` instead, which senders that
+//! predate the `retryable` list also retry.
 //!
 //! ```
-//! use event_model::ingest::{Answer, Rejected, verify_answer};
+//! use event_model::ingest::{Answer, Rejected, Retryable, verify_answer};
 //!
-//! let answer = Answer { accepted: 2, rejected: vec![Rejected::new(1, "missing field `user`", "missing_field")] };
+//! let answer = Answer::new(1)
+//!     .with_rejected(vec![Rejected::new(1, "missing field `user`", "missing_field")])
+//!     .with_retryable(vec![Retryable::new(2, "publishing to topic `search` failed")]);
 //! let body = serde_json::to_vec(&answer).unwrap();
 //! assert_eq!(verify_answer(Some("application/json"), &body, 3).unwrap(), answer);
 //! assert!(verify_answer(Some("application/json"), b"{}", 3).is_err());
@@ -33,14 +41,54 @@ pub const CONTENT_TYPE_JSON: &str = "application/json";
 pub const CONTENT_TYPE_NDJSON: &str = "application/x-ndjson";
 
 /// The service's answer to a request it handled (`200`): every event of the request is
-/// either accepted (published and confirmed by Pub/Sub) or rejected. Fields added later are
-/// ignored by older senders; both fields are required.
+/// accepted (published and confirmed by Pub/Sub), rejected, or retryable. `accepted` and
+/// `rejected` are required; `retryable` may be absent (an older service's answer, or none).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Answer {
-    /// Events published and confirmed.
+    /// Events published and confirmed: every event not listed in `rejected` or `retryable`.
     pub accepted: u64,
     /// Events permanently invalid, by their index in the request.
     pub rejected: Vec<Rejected>,
+    /// Events neither published nor rejected, by their index in the request: the sender
+    /// sends them again (after `Retry-After`, when given).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retryable: Vec<Retryable>,
+}
+
+impl Answer {
+    /// An answer accepting `accepted` events, rejecting none, with none to retry.
+    pub fn new(accepted: u64) -> Self {
+        Answer { accepted, rejected: Vec::new(), retryable: Vec::new() }
+    }
+
+    /// Sets the rejected events.
+    pub fn with_rejected(mut self, rejected: Vec<Rejected>) -> Self {
+        self.rejected = rejected;
+        self
+    }
+
+    /// Sets the events to send again.
+    pub fn with_retryable(mut self, retryable: Vec<Retryable>) -> Self {
+        self.retryable = retryable;
+        self
+    }
+}
+
+/// One event of an [`Answer`] that the sender should send again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retryable {
+    /// Index of the event in the request (0-based).
+    pub index: usize,
+    /// Why it was not published, for people.
+    pub reason: String,
+}
+
+impl Retryable {
+    /// Event `index` is to be sent again.
+    pub fn new(index: usize, reason: impl Into<String>) -> Self {
+        Retryable { index, reason: reason.into() }
+    }
 }
 
 /// One rejected event of an [`Answer`].
@@ -69,8 +117,8 @@ pub struct ErrorBody {
 }
 
 /// Checks that a `200` answer is the service's own answer covering exactly `events_sent`
-/// events: a JSON [`Answer`] whose accepted and rejected counts add up to `events_sent`,
-/// each rejected index within the request and named once.
+/// events: a JSON [`Answer`] whose accepted, rejected and retryable counts add up to
+/// `events_sent`, each listed index within the request and named once.
 ///
 /// # Errors
 /// [`Error::NotAnAnswer`] naming what is wrong (and the start of the body).
@@ -81,19 +129,24 @@ pub fn verify_answer(content_type: Option<&str>, body: &[u8], events_sent: usize
     }
     let answer: Answer =
         serde_json::from_slice(body).map_err(|e| not(format!("not the event-service's answer: {e}")))?;
-    let covered = answer.accepted.saturating_add(answer.rejected.len() as u64);
+    let covered = answer
+        .accepted
+        .saturating_add(answer.rejected.len() as u64)
+        .saturating_add(answer.retryable.len() as u64);
     if covered != events_sent as u64 {
         return Err(not(format!(
-            "it covers {covered} events ({} accepted, {} rejected), {events_sent} were sent",
+            "it covers {covered} events ({} accepted, {} rejected, {} retryable), {events_sent} were sent",
             answer.accepted,
-            answer.rejected.len()
+            answer.rejected.len(),
+            answer.retryable.len()
         )));
     }
     let mut seen = vec![false; events_sent];
-    for r in &answer.rejected {
-        match seen.get_mut(r.index) {
+    let listed = answer.rejected.iter().map(|r| ("rejected", r.index));
+    for (what, index) in listed.chain(answer.retryable.iter().map(|r| ("retryable", r.index))) {
+        match seen.get_mut(index) {
             Some(s) if !*s => *s = true,
-            _ => return Err(not(format!("rejected index {} is out of range or repeated", r.index))),
+            _ => return Err(not(format!("{what} index {index} is out of range or repeated"))),
         }
     }
     Ok(answer)
@@ -127,8 +180,33 @@ mod tests {
     const JSON: Option<&str> = Some("application/json");
 
     fn body(accepted: u64, rejected: &[usize]) -> Vec<u8> {
+        with_retryable(accepted, rejected, &[])
+    }
+
+    fn with_retryable(accepted: u64, rejected: &[usize], retryable: &[usize]) -> Vec<u8> {
         let rejected = rejected.iter().map(|i| Rejected::new(*i, "bad", "malformed")).collect();
-        serde_json::to_vec(&Answer { accepted, rejected }).expect("json")
+        let retryable = retryable.iter().map(|i| Retryable::new(*i, "topic failing")).collect();
+        serde_json::to_vec(&Answer::new(accepted).with_rejected(rejected).with_retryable(retryable))
+            .expect("json")
+    }
+
+    #[test]
+    fn retryable_events_count_toward_the_events_covered() {
+        let a = verify_answer(JSON, &with_retryable(1, &[0], &[2, 3]), 4).expect("answer");
+        assert_eq!(a.retryable.iter().map(|r| r.index).collect::<Vec<_>>(), [2, 3]);
+        // An older service's answer has no `retryable` list.
+        let old = br#"{"accepted":4,"rejected":[]}"#;
+        assert!(verify_answer(JSON, old, 4).expect("answer").retryable.is_empty());
+        // No list is written when nothing is retryable, so older senders read the answer.
+        assert!(!String::from_utf8(body(4, &[])).expect("utf8").contains("retryable"));
+        for (b, why) in [
+            (with_retryable(2, &[], &[3]), "it covers 3 events"),
+            (with_retryable(2, &[1], &[1]), "retryable index 1 is out of range or repeated"),
+            (with_retryable(3, &[], &[9]), "retryable index 9"),
+        ] {
+            let e = verify_answer(JSON, &b, 4).expect_err(why).to_string();
+            assert!(e.contains(why), "{e}");
+        }
     }
 
     #[test]

@@ -57,7 +57,7 @@ pub mod proto {
 }
 
 pub use bucket::HourBucket;
-pub use decode::{json_array_items, ndjson_lines};
+pub use decode::{ArrayItemsError, json_array_items, json_array_items_at_most, ndjson_lines};
 pub use error::{Error, RejectKind, Rejection};
 pub use id::{EventIds, deterministic_event_id, random_event_id};
 pub use proto::value::Kind as ValueKind;

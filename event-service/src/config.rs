@@ -97,7 +97,11 @@ pub struct LimitsConfig {
     pub max_event_bytes: usize,
     /// Most requests being processed at once (429 above). Default: 256.
     pub max_in_flight_requests: usize,
-    /// Most request body bytes being processed at once (429 above). Default: 256 MiB.
+    /// The byte budget of all requests in flight together (429 when a request finds no room).
+    /// A request holds its body as sent (its declared length, or `max_body_bytes` when none
+    /// is declared), its decompressed body as it is decompressed, and a working copy of the
+    /// decoded events as large as the decompressed body: at most 3 × `max_body_bytes`, so this
+    /// must be at least that. Default: 256 MiB.
     pub max_in_flight_bytes: usize,
     /// `Retry-After` seconds sent with 429 and 503. Default: 1.
     pub retry_after_secs: u64,
@@ -234,8 +238,10 @@ impl Config {
                 "limits: max_body_bytes, max_events_per_request and max_in_flight_requests must be at least 1",
             );
         }
-        if l.max_in_flight_bytes < l.max_body_bytes {
-            return bad("limits.max_in_flight_bytes must be at least limits.max_body_bytes");
+        if l.max_in_flight_bytes / 3 < l.max_body_bytes {
+            return bad(
+                "limits.max_in_flight_bytes must be at least 3 × limits.max_body_bytes (a request holds its body as sent, decompressed, and decoded)",
+            );
         }
         Ok(())
     }

@@ -3,10 +3,13 @@
 //! `POST /v1/events` takes a batch of events as a JSON array, NDJSON or a protobuf
 //! `EventBatch` (optionally gzipped), checks each against the event-type registry, publishes
 //! the valid ones to their type's topic with the attributes `event_id`, `event_type` and
-//! `event_time`, and answers only when Pub/Sub confirmed every one of them: 200 with the number
-//! accepted and each rejected event's index and reason, or 503 when a publish finally failed, so
-//! the sender retries. Limits on body size, events per request and work in flight keep memory
-//! bounded (413 / 429 with `Retry-After`). `/healthz`, `/readyz` (ready once every topic is
+//! `event_time`, and answers only when Pub/Sub confirmed every one it calls accepted: 200 with
+//! the number accepted, each rejected event's index and reason, and each retryable event's
+//! index (its topic's publish, or its dead-letter publish, failed: the sender re-sends only
+//! those), or 503 when no event could be published, so the sender retries the request
+//! ([`event_model::ingest`] is the contract). Limits on body size (decompressed), events per
+//! request (counted while splitting) and bytes in flight keep memory bounded (413 / 429 with
+//! `Retry-After`). `/healthz`, `/readyz` (ready once every topic is
 //! reachable) and `/metrics` (Prometheus) serve operators.
 //!
 //! ```no_run
@@ -22,19 +25,24 @@
 //! ```
 
 mod admin;
+mod body;
+mod budget;
 mod config;
 mod error;
 mod ingest;
 mod metrics;
+mod publish;
 mod server;
 mod state;
 mod tls;
 
 pub use admin::{ApplyReport, DEFAULT_ACK_DEADLINE_SECS, apply_registry, apply_registry_with};
+pub use body::{Encoding, RawEvent, SplitError, split_body};
 pub use config::{AuthConfig, Config, LimitsConfig, MirrorConfig, PublisherSettings, TlsConfig};
 pub use error::ServiceError;
-pub use ingest::{Checked, Encoding, RawEvent, check, split_body};
+pub use ingest::check;
 pub use metrics::Metrics;
+pub use publish::Checked;
 pub use server::{Service, router, run};
 pub use state::AppState;
 pub use tls::{HANDSHAKE_TIMEOUT, MAX_HANDSHAKES};

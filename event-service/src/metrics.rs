@@ -26,7 +26,8 @@ pub struct TypeLabels {
 /// Labels of rejection counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RejectLabels {
-    /// Event type (`unknown` when it could not be read).
+    /// Event type: a name from the registry, or `unknown` for any other (never a client's
+    /// string).
     pub event_type: String,
     /// Rejection class, e.g. `missing_field`.
     pub reason: String,
@@ -49,6 +50,8 @@ pub struct Metrics {
     pub accepted: Family<TypeLabels, Counter>,
     /// Events rejected by type and reason class.
     pub rejected: Family<RejectLabels, Counter>,
+    /// Events answered as retryable (their publish or dead-letter publish failed), by type.
+    pub retryable: Family<TypeLabels, Counter>,
     /// Events sent to the dead-letter topic.
     pub dead_lettered: Counter,
     /// Events mirrored (dark-loading) and mirror failures.
@@ -77,6 +80,12 @@ impl Metrics {
         registry.register("events_accepted", "Events published and confirmed, by type", accepted.clone());
         let rejected = Family::<RejectLabels, Counter>::default();
         registry.register("events_rejected", "Events rejected, by type and reason", rejected.clone());
+        let retryable = Family::<TypeLabels, Counter>::default();
+        registry.register(
+            "events_retryable",
+            "Events answered as retryable (publish or dead-letter publish failed), by type",
+            retryable.clone(),
+        );
         let dead_lettered = Counter::default();
         registry.register(
             "events_dead_lettered",
@@ -110,6 +119,7 @@ impl Metrics {
             requests,
             accepted,
             rejected,
+            retryable,
             dead_lettered,
             mirrored,
             mirror_failures,

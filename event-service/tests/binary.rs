@@ -190,3 +190,85 @@ fn bad_configuration_stops_the_start_with_the_problem_named() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.pem"));
 }
+
+/// The peak resident set of process `pid`, in bytes (`VmHWM`).
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmHWM");
+    kb * 1024
+}
+
+/// A gzip flood: 10 KiB requests that decompress to 10 MB of empty protobuf entries (five
+/// million events), 50 at a time. The budget is decompressed bytes, the event count is checked
+/// while splitting: the service's peak RSS stays within its byte budget (plus its own size),
+/// every request is refused (413 or 429), and a real request is served afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gzip_flood_stays_within_the_byte_budget() {
+    const BUDGET: u64 = 48 * 1024 * 1024;
+    let concurrency: usize =
+        std::env::var("FLOOD_CONCURRENCY").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
+    let dir = workdir();
+    let play = testkit::unique_name("flood-play");
+    write_registry(&dir, &play, "");
+    let port = free_port();
+    let config = write_config(&dir, port, &format!("[limits]\nmax_in_flight_bytes = {BUDGET}\n"));
+    let cfg = config.to_str().expect("utf-8 path");
+    assert!(run_to_end(&["--config", cfg, "registry", "apply"]).status.success());
+    let child = Running(
+        Command::new(BIN)
+            .args(["--config", cfg])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn"),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    wait_until_ready(&http, &url).await;
+    assert_eq!(post(&http, &url, r#"{"type":"play","fields":{"user":"u"}}"#).await, 200);
+    let before = peak_rss(child.0.id());
+
+    let bomb = {
+        let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut z, &[0x0a, 0x00].repeat(5_000_000)).expect("gzip");
+        bytes::Bytes::from(z.finish().expect("gzip"))
+    };
+    assert!(bomb.len() < 64 * 1024, "a small body: {} bytes", bomb.len());
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for _round in 0..3 {
+        let requests = (0..concurrency).map(|_| {
+            let (http, url, bomb) = (http.clone(), url.clone(), bomb.clone());
+            tokio::spawn(async move {
+                let r = http
+                    .post(format!("{url}/v1/events"))
+                    .bearer_auth(TOKEN)
+                    .header("content-type", "application/x-protobuf")
+                    .header("content-encoding", "gzip")
+                    .body(bomb)
+                    .send()
+                    .await
+                    .expect("request");
+                r.status().as_u16()
+            })
+        });
+        for s in futures::future::join_all(requests).await {
+            *statuses.entry(s.expect("join")).or_default() += 1;
+        }
+    }
+    let peak = peak_rss(child.0.id());
+    assert!(statuses.keys().all(|s| [413, 429].contains(s)), "every flood request refused: {statuses:?}");
+    assert!(statuses.get(&413).is_some_and(|n| *n > 0), "some were read and found too many: {statuses:?}");
+    assert!(
+        peak <= before + BUDGET + 16 * 1024 * 1024,
+        "peak RSS {} MiB, {} MiB before the flood, budget {} MiB",
+        peak >> 20,
+        before >> 20,
+        BUDGET >> 20
+    );
+    eprintln!("gzip flood: peak RSS {} MiB ({} MiB before), statuses {statuses:?}", peak >> 20, before >> 20);
+    assert_eq!(post(&http, &url, r#"{"type":"play","fields":{"user":"u"}}"#).await, 200);
+}

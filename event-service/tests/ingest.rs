@@ -269,7 +269,7 @@ async fn overload_is_refused_with_retry_after_and_limits_hold() {
     let env = start(&proxy.host(), |c| {
         c.limits.max_in_flight_requests = 1;
         c.limits.max_body_bytes = 10_000;
-        c.limits.max_in_flight_bytes = 10_000;
+        c.limits.max_in_flight_bytes = 30_000;
         c.limits.max_events_per_request = 3;
         c.limits.retry_after_secs = 2;
     })
@@ -366,7 +366,8 @@ async fn health_readiness_metrics_and_registry_reload() {
     let (_, metrics) = get("/metrics").await;
     for want in [
         "event_service_events_accepted_total{event_type=\"click\"} 1",
-        "event_service_events_rejected_total{event_type=\"click\",reason=\"unknown_type\"} 1",
+        // Rejected while the registry did not know it: not a label value of its own.
+        "event_service_events_rejected_total{event_type=\"unknown\",reason=\"unknown_type\"} 1",
         "event_service_registry_reloads_total{result=\"ok\"} 1",
         "event_service_publish_latency_seconds_bucket",
     ] {
@@ -396,5 +397,115 @@ async fn dark_loading_mirrors_every_accepted_event() {
     mirrored.sort();
     assert_eq!(main.len(), 2);
     assert_eq!(mirrored, main, "the mirror gets the same events, ids included");
+    env.service.shutdown().await;
+}
+
+fn search_json(query: &str) -> serde_json::Value {
+    serde_json::json!({"type": "search", "fields": {"query": query}})
+}
+
+fn indices(body: &serde_json::Value, list: &str) -> Vec<u64> {
+    body[list].as_array().map(|a| a.iter().filter_map(|r| r["index"].as_u64()).collect()).unwrap_or_default()
+}
+
+/// Pub/Sub refuses every publish to `topic` (403, not retried by the publisher) until
+/// `blackout(Duration::ZERO, ..)`.
+fn fail_topic(proxy: &FaultProxy, topic: &str) {
+    proxy.set_path_contains(format!("/topics/{topic}:publish"));
+    proxy.blackout(Duration::from_secs(600), Fault::status(403));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_failing_topic_makes_only_its_events_retryable() {
+    let proxy = FaultProxy::start(Emulator::shared().addr()).await;
+    let env = start(&proxy.host(), |_| {}).await;
+    fail_topic(&proxy, &env.search);
+    let batch = serde_json::json!([play_json("a"), search_json("q1"), play_json("b"), search_json("q2")]);
+    let (s, body, headers) = env.post("application/json", batch.to_string().into_bytes(), false).await;
+    assert_eq!(s, 200, "a healthy topic's events are answered for: {body}");
+    assert_eq!(body["accepted"], 2, "{body}");
+    assert_eq!(indices(&body, "retryable"), [1, 3], "{body}");
+    assert_eq!(indices(&body, "rejected"), Vec::<u64>::new(), "{body}");
+    assert!(body["retryable"][0]["reason"].as_str().unwrap_or("").contains(&env.search), "{body}");
+    assert_eq!(headers.get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+    // The sender re-sends only those, once the topic works again.
+    proxy.blackout(Duration::ZERO, Fault::Forward);
+    let again = serde_json::json!([search_json("q1"), search_json("q2")]);
+    let (s, body, headers) = env.post("application/json", again.to_string().into_bytes(), false).await;
+    assert_eq!((s, body["accepted"].as_u64()), (200, Some(2)), "{body}");
+    assert!(body.get("retryable").is_none() && headers.get("retry-after").is_none(), "{body}");
+    // Every event published once.
+    let plays = env.drain(&format!("{}-exporter", env.play), 2).await;
+    let users: Vec<String> =
+        plays.iter().map(|m| decode(m).fields["user"].kind.clone()).map(|k| format!("{k:?}")).collect();
+    assert_eq!(plays.len(), 2, "the healthy events were published once: {users:?}");
+    assert_eq!(env.drain(&format!("{}-exporter", env.search), 2).await.len(), 2);
+    let text = env.service.state().metrics.render();
+    assert!(text.contains("event_service_events_retryable_total{event_type=\"search\"} 2"), "{text}");
+    env.service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_dead_letter_topic_makes_the_rejected_event_retryable() {
+    let proxy = FaultProxy::start(Emulator::shared().addr()).await;
+    let env = start(&proxy.host(), |_| {}).await;
+    fail_topic(&proxy, &env.dlq);
+    let invalid = serde_json::json!({"type": "play", "fields": {"ms_played": 1}});
+    let batch = serde_json::json!([play_json("a"), invalid]);
+    let (s, body, _) = env.post("application/json", batch.to_string().into_bytes(), false).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["accepted"], 1, "{body}");
+    assert_eq!(
+        indices(&body, "rejected"),
+        Vec::<u64>::new(),
+        "not rejected while it is kept nowhere: {body}"
+    );
+    assert_eq!(indices(&body, "retryable"), [1], "{body}");
+    // Every event of a request failing so: 503, as for any publish failure.
+    let (s, body, _) =
+        env.post("application/json", serde_json::json!([invalid]).to_string().into_bytes(), false).await;
+    assert_eq!(s, 503, "{body}");
+    proxy.blackout(Duration::ZERO, Fault::Forward);
+    let (s, body, _) =
+        env.post("application/json", serde_json::json!([invalid]).to_string().into_bytes(), false).await;
+    assert_eq!((s, indices(&body, "rejected")), (200, vec![0]), "{body}");
+    let dead = env.drain(&format!("{}-inspect", env.dlq), 1).await;
+    assert_eq!(dead.len(), 1, "dead-lettered once the topic works");
+    env.service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_types_never_become_label_values_or_oversized_attributes() {
+    let env = start(&Emulator::shared().host(), |c| c.limits.max_events_per_request = 5_000).await;
+    // 10,000 distinct type names no registry declares, one of them 3,000 bytes long.
+    for round in 0..2 {
+        let events: Vec<serde_json::Value> = (0..5_000)
+            .map(|i| {
+                let name =
+                    if round == 0 && i == 0 { "é".repeat(1_500) } else { format!("type-{round}-{i}") };
+                serde_json::json!({"type": name, "fields": {}})
+            })
+            .collect();
+        let (s, body, _) =
+            env.post("application/json", serde_json::to_vec(&events).expect("json"), true).await;
+        assert_eq!(s, 200, "{body}");
+        assert_eq!(indices(&body, "rejected").len(), 5_000, "{}", &body.to_string()[..200]);
+        assert!(
+            body["rejected"][0]["reason"].as_str().is_some_and(|r| r.len() <= 1024),
+            "reasons are bounded"
+        );
+    }
+    let text = env.service.state().metrics.render();
+    let series = text.lines().filter(|l| l.starts_with("event_service_events_rejected_total{")).count();
+    assert_eq!(series, 1, "one series for every unknown type:\n{}", &text[..text.len().min(2000)]);
+    assert!(text.contains(
+        r#"event_service_events_rejected_total{event_type="unknown",reason="unknown_type"} 10000"#
+    ));
+    // Every one was dead-lettered, the long name cut to Pub/Sub's attribute limit.
+    let dead = env.drain(&format!("{}-inspect", env.dlq), 10_000).await;
+    assert_eq!(dead.len(), 10_000);
+    let longest = dead.iter().map(|m| m.attributes["event_type"].len()).max().unwrap_or(0);
+    assert!((1_000..=1_024).contains(&longest), "the long type name, cut: {longest} bytes");
+    assert!(dead.iter().all(|m| m.attributes.values().all(|v| v.len() <= 1_024)));
     env.service.shutdown().await;
 }

@@ -54,6 +54,8 @@ pub struct Metrics {
     pub events_sent: Counter,
     /// Events the service accepted.
     pub events_acked: Counter,
+    /// Events the service answered as retryable, each time (sent again on their own).
+    pub events_retryable: Counter,
     /// Events the service rejected.
     pub events_rejected: Counter,
     /// Events the service rejected, by rejection kind.
@@ -114,6 +116,11 @@ impl Metrics {
             reg!("partial_lines", "Unfinished last lines of released files, sent", Counter::default());
         let events_sent = reg!("events_sent", "Events handed to the sender", Counter::default());
         let events_acked = reg!("events_acked", "Events accepted by the event-service", Counter::default());
+        let events_retryable = reg!(
+            "events_retryable",
+            "Events the event-service answered as retryable (sent again on their own)",
+            Counter::default()
+        );
         let events_rejected =
             reg!("events_rejected", "Events rejected by the event-service", Counter::default());
         let events_rejected_by_kind = reg!(
@@ -164,6 +171,7 @@ impl Metrics {
             partial_lines,
             events_sent,
             events_acked,
+            events_retryable,
             events_rejected,
             events_rejected_by_kind,
             requests,

@@ -3,8 +3,10 @@
 //! What counts as an acknowledgement is the ingest contract of [`event_model::ingest`]:
 //!
 //! * `200` with the service's own answer covering exactly the events sent: every event was
-//!   published or rejected; rejections are logged with the file and offset of their line and
-//!   counted, never retried. The batch is acknowledged.
+//!   published, rejected or is retryable; rejections are logged with the file and offset of
+//!   their line and counted, never retried. Only the retryable events (their topic or the
+//!   dead-letter topic is failing) are sent again, after backoff and `Retry-After`, and
+//!   counted as `tailer_events_retryable_total`; the batch is acknowledged once none is left.
 //! * `413` or `400` with the service's own error body (the batch is too large or unreadable
 //!   as a whole): the batch is split in halves and each is sent; a single event still refused
 //!   that way is logged, counted as rejected and acknowledged.
@@ -44,7 +46,7 @@ pub(crate) struct Sender {
 }
 
 enum Outcome {
-    Done(Answer),
+    Done(Answer, Option<Duration>),
     Split(String),
     Retry { reason: String, after: Option<Duration> },
 }
@@ -92,27 +94,50 @@ impl Sender {
     }
 
     /// Delivers events `body` whose lines are `origins` (of `batch`).
-    async fn deliver_part(&self, body: Bytes, origins: &[Origin], batch: &Batch) {
-        let wire = if self.gzip {
-            let raw = body.clone();
-            match tokio::task::spawn_blocking(move || gzip(&raw)).await {
-                Ok(z) => Some(Bytes::from(z)),
-                Err(_) => None,
-            }
-        } else {
-            None
-        };
+    async fn deliver_part(&self, mut body: Bytes, origins: &[Origin], batch: &Batch) {
+        // The events still to deliver: all of them at first, then those the service answered
+        // as retryable.
+        let mut origins: std::borrow::Cow<'_, [Origin]> = origins.into();
+        let mut wire = self.wire(&body).await;
         let mut attempt = 0u32;
         loop {
             let (reason, after) = match self
                 .post(wire.clone().unwrap_or_else(|| body.clone()), wire.is_some(), origins.len())
                 .await
             {
-                Outcome::Done(answer) => {
-                    self.rejections(&answer, origins, batch);
-                    let rejected = answer.rejected.len().min(origins.len());
-                    self.metrics.events_acked.inc_by((origins.len() - rejected) as u64);
-                    return;
+                Outcome::Done(answer, after) => {
+                    self.rejections(&answer, &origins, batch);
+                    let done = origins.len() - answer.retryable.len();
+                    let rejected = answer.rejected.len().min(done);
+                    self.metrics.events_acked.inc_by((done - rejected) as u64);
+                    if answer.retryable.is_empty() {
+                        return;
+                    }
+                    // Only the retryable events are sent again.
+                    let entries = entry_ranges(&body);
+                    if entries.len() != origins.len() {
+                        // Cannot happen for a body this sender built; send it all again.
+                        (String::from("cannot cut the retryable events out of the batch"), None)
+                    } else {
+                        let first = answer.retryable[0].reason.clone();
+                        let mut again = Vec::with_capacity(answer.retryable.len());
+                        let mut kept = Vec::with_capacity(answer.retryable.len());
+                        for r in &answer.retryable {
+                            let (start, end) = entries[r.index];
+                            again.extend_from_slice(&body[start..end]);
+                            kept.push(origins[r.index]);
+                        }
+                        self.metrics.events_retryable.inc_by(kept.len() as u64);
+                        let reason = format!(
+                            "the service answered {} of {} events as retryable ({first}); sending those again",
+                            kept.len(),
+                            origins.len()
+                        );
+                        body = Bytes::from(again);
+                        origins = kept.into();
+                        wire = self.wire(&body).await;
+                        (reason, after)
+                    }
                 }
                 Outcome::Split(reason) if origins.len() > 1 => {
                     let entries = entry_ranges(&body);
@@ -140,6 +165,15 @@ impl Sender {
             tokio::time::sleep(delay).await;
             attempt = attempt.saturating_add(1);
         }
+    }
+
+    /// The gzipped body, when gzip is on.
+    async fn wire(&self, body: &Bytes) -> Option<Bytes> {
+        if !self.gzip {
+            return None;
+        }
+        let raw = body.clone();
+        tokio::task::spawn_blocking(move || gzip(&raw)).await.ok().map(Bytes::from)
     }
 
     /// One attempt of a body holding `events` events.
@@ -180,7 +214,7 @@ impl Sender {
         };
         match status {
             StatusCode::OK => match ingest::verify_answer(ct, &body, events) {
-                Ok(a) => Outcome::Done(a),
+                Ok(a) => Outcome::Done(a, after),
                 Err(e) => self.not_an_answer(format!("{status}: {e}"), after),
             },
             StatusCode::PAYLOAD_TOO_LARGE | StatusCode::BAD_REQUEST => match ingest::service_error(ct, &body)

@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use common::{Fixture, LogWriter, checkpoint_offsets, wait_for};
 use event_model::EventBatch;
-use event_model::ingest::Answer;
+use event_model::ingest::{Answer, Retryable};
 use prost::Message as _;
 use tailer::Tailer;
 
@@ -41,6 +41,9 @@ enum Mode {
     Forbidden,
     /// The service's own, complete answer: every event accepted.
     Correct,
+    /// The service's answer with every second event retryable the first time it arrives
+    /// (its topic failing), the others accepted.
+    HalfRetryable,
 }
 
 #[derive(Default)]
@@ -52,6 +55,8 @@ struct State {
     accepted: HashMap<String, u32>,
     /// Events accepted in `Correct` mode.
     events: Vec<event_model::Event>,
+    /// Ids answered as retryable in `HalfRetryable` mode.
+    retryable: std::collections::HashSet<String>,
 }
 
 #[derive(Clone)]
@@ -137,6 +142,20 @@ fn answer(state: &Mutex<State>, headers: &HeaderMap, body: &[u8]) -> Response {
             let cut = full[..full.len() / 2].to_owned();
             (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], cut).into_response()
         }
+        Mode::HalfRetryable => {
+            let mut retryable = Vec::new();
+            for (i, e) in batch.events.iter().enumerate() {
+                if i % 2 == 1 && s.retryable.insert(e.id.clone()) {
+                    retryable.push(Retryable::new(i, "publishing to topic `play` failed: 503"));
+                } else {
+                    *s.accepted.entry(e.id.clone()).or_default() += 1;
+                    s.events.push(e.clone());
+                }
+            }
+            let answer = Answer::new((n - retryable.len()) as u64).with_retryable(retryable);
+            let body = serde_json::to_vec(&answer).expect("json");
+            (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
         Mode::Correct => {
             for e in &batch.events {
                 *s.accepted.entry(e.id.clone()).or_default() += 1;
@@ -149,7 +168,7 @@ fn answer(state: &Mutex<State>, headers: &HeaderMap, body: &[u8]) -> Response {
 
 /// The event-service's answer accepting `n` events, by the contract's own type.
 fn answer_body(n: usize) -> Vec<u8> {
-    serde_json::to_vec(&Answer { accepted: n as u64, rejected: Vec::new() }).expect("json")
+    serde_json::to_vec(&Answer::new(n as u64)).expect("json")
 }
 
 fn service_answer(n: usize) -> Response {
@@ -227,4 +246,29 @@ async fn a_401_acknowledges_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_403_acknowledges_nothing() {
     nothing_is_acknowledged_by(Mode::Forbidden).await;
+}
+
+/// An answer with retryable events: only those are sent again, the accepted ones never twice,
+/// and the lines are checkpointed once every event was accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_retryable_events_are_sent_again() {
+    let fx = Fixture::new();
+    let server = Server::start(Mode::HalfRetryable).await;
+    let tailer = Tailer::start(fx.config(&server.url, &["app.log"])).await.expect("start");
+    let mut w = LogWriter::new(0);
+    let path = fx.log("app.log");
+    w.write(&path, 50);
+    let size = std::fs::metadata(&path).expect("stat").len();
+    assert!(wait_for(T, || checkpoint_offsets(&fx.data).get(&path) == Some(&size)).await, "checkpointed");
+    let accepted = server.accepted();
+    assert!(accepted.values().all(|n| *n == 1), "no accepted event was sent again: {accepted:?}");
+    let seqs: std::collections::BTreeSet<u64> = server.events().iter().filter_map(common::seq_of).collect();
+    assert_eq!(seqs, w.written, "every line accepted once");
+    let m = tailer.metrics();
+    let retried = server.state.lock().expect("state").retryable.len() as u64;
+    assert!(retried >= 25, "half of the events were answered as retryable once: {retried}");
+    assert_eq!(m.events_retryable.get(), retried);
+    assert_eq!(m.events_acked.get(), 50);
+    assert_eq!(m.non_answers.get(), 0, "answers with retryable events are answers");
+    tailer.shutdown().await.expect("shutdown");
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use event_model::ingest;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
@@ -245,22 +246,21 @@ fn other_route(method: &Method, path: &str) -> Response<Full<Bytes>> {
     }
 }
 
-/// A JSON answer `{"error": message}`, as the event-service sends it.
+/// The service's error body ([`ingest::ErrorBody`]).
 fn error(status: StatusCode, message: impl Into<String>) -> Response<Full<Bytes>> {
-    json(status, serde_json::json!({ "error": message.into() }))
+    json(status, serde_json::to_string(&ingest::ErrorBody { error: message.into() }))
 }
 
 /// The `200` answer: `{"accepted": N, "rejected": [{"index", "reason", "kind"}, ...]}`.
 fn accepted(count: usize, rejected: &[(usize, SinkRejection)]) -> Response<Full<Bytes>> {
-    let rejected: Vec<serde_json::Value> = rejected
-        .iter()
-        .map(|(index, r)| serde_json::json!({ "index": index, "reason": r.reason, "kind": r.kind.as_str() }))
-        .collect();
-    json(StatusCode::OK, serde_json::json!({ "accepted": count, "rejected": rejected }))
+    let rejected =
+        rejected.iter().map(|(index, r)| ingest::Rejected::new(*index, &r.reason, r.kind.as_str())).collect();
+    json(StatusCode::OK, serde_json::to_string(&ingest::Answer::new(count as u64).with_rejected(rejected)))
 }
 
-fn json(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+fn json(status: StatusCode, body: serde_json::Result<String>) -> Response<Full<Bytes>> {
+    let text = body.unwrap_or_default();
+    let mut response = Response::new(Full::new(Bytes::from(text)));
     *response.status_mut() = status;
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
