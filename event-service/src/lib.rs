@@ -22,6 +22,7 @@
 //! ```
 
 mod admin;
+mod auth;
 mod config;
 mod error;
 mod ingest;
@@ -31,7 +32,7 @@ mod state;
 mod tls;
 
 pub use admin::{ApplyReport, DEFAULT_ACK_DEADLINE_SECS, apply_registry, apply_registry_with};
-pub use config::{AuthConfig, Config, LimitsConfig, MirrorConfig, PublisherSettings, TlsConfig};
+pub use config::{AuthConfig, Config, LimitsConfig, MirrorConfig, PublisherSettings, TlsConfig, TokenConfig};
 pub use error::ServiceError;
 pub use ingest::{Checked, Encoding, RawEvent, check, split_body};
 pub use metrics::Metrics;
