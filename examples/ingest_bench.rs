@@ -252,7 +252,7 @@ async fn run_bench(args: &BenchArgs, exe: &Path, registry: &Path, sink: SocketAd
     config.project = "bench".into();
     config.registry = registry.to_path_buf();
     config.emulator_host = Some(sink.to_string());
-    config.auth.tokens = vec![TOKEN.to_owned()];
+    config.auth.tokens = vec![TOKEN.into()];
     config.shutdown_timeout_secs = 10;
     config.publisher.delay_ms = args.delay_ms;
     config.publisher.max_in_flight_requests = args.publisher_in_flight;

@@ -77,11 +77,194 @@ impl TlsConfig {
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct AuthConfig {
-    /// Accepted tokens; `EVENT_SERVICE_TOKENS` (comma-separated) adds more. Default: none.
-    pub tokens: Vec<String>,
+    /// Accepted tokens, each a plain string (any source, no rate limit) or a table
+    /// `{ token, name, sources, events_per_sec, burst_events }` (see [`TokenConfig`]);
+    /// `EVENT_SERVICE_TOKENS` (comma-separated) adds more, unbound, after these. Default: none.
+    pub tokens: Vec<TokenConfig>,
     /// Accept requests without a token (only for local use). Default: false; with no tokens
     /// and this false, the service refuses to start.
     pub allow_unauthenticated: bool,
+}
+
+/// One accepted bearer token, what it may send for and how fast.
+///
+/// In TOML either a plain string (the token, bound to nothing) or a table:
+/// `{ token = "...", name = "web", sources = ["web-1", "web-*"], events_per_sec = 5000,
+/// burst_events = 20000 }`. Its `Debug` output never shows the token.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenConfig {
+    /// The bearer token, at least 16 characters.
+    pub token: String,
+    /// A name for messages and the `token` label of metrics (letters, digits, `-`, `_`, `.`;
+    /// at most 64). Default: unset, the token is then called `auth.tokens[<index>]`.
+    pub name: Option<String>,
+    /// Sources the token may send for: exact names, or a prefix ending in `*` (`web-*`; `*`
+    /// alone is any non-empty source). A request with an event of another source, or of none,
+    /// is refused whole with 403. Default: unset, any source (an empty one too).
+    pub sources: Option<Vec<String>>,
+    /// Most events per second the token may send, all its requests together, counted per
+    /// service instance (429 with `Retry-After` above). Default: unset, no limit.
+    pub events_per_sec: Option<u32>,
+    /// Most events the token may send at once before `events_per_sec` applies; a request with
+    /// more events than this is refused with 413 (a sender splits it). Only with
+    /// `events_per_sec`. Default: the larger of `events_per_sec` and
+    /// `limits.max_events_per_request`, so every request within the limits fits.
+    pub burst_events: Option<u32>,
+}
+
+impl TokenConfig {
+    /// A token bound to nothing: any source, no rate limit.
+    pub fn new(token: impl Into<String>) -> Self {
+        TokenConfig {
+            token: token.into(),
+            name: None,
+            sources: None,
+            events_per_sec: None,
+            burst_events: None,
+        }
+    }
+
+    /// Names the token in messages and metrics.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Binds the token to these source names or `prefix*` patterns.
+    pub fn with_sources<S: Into<String>>(mut self, sources: impl IntoIterator<Item = S>) -> Self {
+        self.sources = Some(sources.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Limits the token to `events_per_sec`, with bursts of up to `burst_events` (default as
+    /// documented on [`TokenConfig::burst_events`]).
+    pub fn with_rate(mut self, events_per_sec: u32, burst_events: Option<u32>) -> Self {
+        self.events_per_sec = Some(events_per_sec);
+        self.burst_events = burst_events;
+        self
+    }
+
+    /// How the token is called in messages and metrics: its name, else `auth.tokens[<index>]`.
+    pub fn label(&self, index: usize) -> String {
+        match &self.name {
+            Some(n) => n.clone(),
+            None => format!("auth.tokens[{index}]"),
+        }
+    }
+
+    /// The burst size in effect under `limits`, when the token is rate-limited.
+    pub fn effective_burst(&self, limits: &LimitsConfig) -> Option<u32> {
+        let rate = self.events_per_sec?;
+        let per_request = u32::try_from(limits.max_events_per_request).unwrap_or(u32::MAX);
+        Some(self.burst_events.unwrap_or(rate.max(per_request)))
+    }
+
+    fn validate(&self, index: usize) -> Result<(), String> {
+        let at = format!("auth.tokens[{index}]");
+        if self.token.len() < 16 {
+            return Err(format!("{at}: every token must be at least 16 characters"));
+        }
+        if let Some(name) = &self.name
+            && (name.is_empty()
+                || name.len() > 64
+                || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        {
+            return Err(format!("{at}: name `{name}` must be 1 to 64 letters, digits, `-`, `_` or `.`"));
+        }
+        if let Some(sources) = &self.sources {
+            if sources.is_empty() {
+                return Err(format!(
+                    "{at}: sources is empty; list the source names it may send for, or leave sources out for any source"
+                ));
+            }
+            for p in sources {
+                if p.is_empty() {
+                    return Err(format!("{at}: an empty source pattern in sources"));
+                }
+                if p.trim_end_matches('*').contains('*') || p.ends_with("**") {
+                    return Err(format!(
+                        "{at}: source pattern `{p}`: `*` only at the end (a prefix), as in `web-*`"
+                    ));
+                }
+            }
+        }
+        match (self.events_per_sec, self.burst_events) {
+            (Some(0), _) => {
+                Err(format!("{at}: events_per_sec must be at least 1 (leave it out for no limit)"))
+            }
+            (Some(_), Some(0)) => Err(format!("{at}: burst_events must be at least 1")),
+            (None, Some(_)) => Err(format!("{at}: burst_events needs events_per_sec")),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl From<&str> for TokenConfig {
+    fn from(token: &str) -> Self {
+        TokenConfig::new(token)
+    }
+}
+
+impl From<String> for TokenConfig {
+    fn from(token: String) -> Self {
+        TokenConfig::new(token)
+    }
+}
+
+impl std::fmt::Debug for TokenConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenConfig")
+            .field("token", &format_args!("<{} characters>", self.token.len()))
+            .field("name", &self.name)
+            .field("sources", &self.sources)
+            .field("events_per_sec", &self.events_per_sec)
+            .field("burst_events", &self.burst_events)
+            .finish()
+    }
+}
+
+/// The table form of a token; unknown keys are errors that name the key.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenTable {
+    token: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    sources: Option<Vec<String>>,
+    #[serde(default)]
+    events_per_sec: Option<u32>,
+    #[serde(default)]
+    burst_events: Option<u32>,
+}
+
+impl<'de> Deserialize<'de> for TokenConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl<'de> serde::de::Visitor<'de> for Either {
+            type Value = TokenConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a token string or a table { token, name, sources, events_per_sec, burst_events }",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TokenConfig, E> {
+                Ok(TokenConfig::new(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<TokenConfig, A::Error> {
+                let t = TokenTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(TokenConfig {
+                    token: t.token,
+                    name: t.name,
+                    sources: t.sources,
+                    events_per_sec: t.events_per_sec,
+                    burst_events: t.burst_events,
+                })
+            }
+        }
+        d.deserialize_any(Either)
+    }
 }
 
 /// Limits that keep memory bounded under any load.
@@ -213,12 +396,19 @@ impl Config {
         toml::from_str(text).map_err(|e| ServiceError::Config(e.to_string().trim().to_owned()))
     }
 
-    /// Adds tokens from `EVENT_SERVICE_TOKENS` (comma-separated).
+    /// Adds tokens from `EVENT_SERVICE_TOKENS` (comma-separated), unbound, after those of the
+    /// file.
     pub fn with_env_tokens(mut self) -> Self {
         if let Ok(v) = std::env::var("EVENT_SERVICE_TOKENS") {
-            self.auth.tokens.extend(v.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned));
+            self.add_unbound_tokens(&v);
         }
         self
+    }
+
+    fn add_unbound_tokens(&mut self, list: &str) {
+        self.auth
+            .tokens
+            .extend(list.split(',').map(str::trim).filter(|t| !t.is_empty()).map(TokenConfig::new));
     }
 
     /// Checks values that serde cannot.
@@ -229,8 +419,19 @@ impl Config {
                 "no ingest tokens configured: set auth.tokens, EVENT_SERVICE_TOKENS, or auth.allow_unauthenticated = true",
             );
         }
-        if self.auth.tokens.iter().any(|t| t.len() < 16) {
-            return bad("auth.tokens: every token must be at least 16 characters");
+        let tokens = &self.auth.tokens;
+        for (i, t) in tokens.iter().enumerate() {
+            t.validate(i).map_err(ServiceError::Config)?;
+            if let Some(j) = tokens[..i].iter().position(|o| o.token == t.token) {
+                return Err(ServiceError::Config(format!(
+                    "auth.tokens[{j}] and auth.tokens[{i}] are the same token (EVENT_SERVICE_TOKENS follow the file's tokens)"
+                )));
+            }
+            if let Some(name) = &t.name
+                && tokens[..i].iter().any(|o| o.name.as_ref() == Some(name))
+            {
+                return Err(ServiceError::Config(format!("auth.tokens: name `{name}` is used twice")));
+            }
         }
         let l = &self.limits;
         if l.max_body_bytes == 0 || l.max_events_per_request == 0 || l.max_in_flight_requests == 0 {
@@ -285,6 +486,100 @@ mod tests {
         c.validate().expect("and is valid");
         let r = event_model::Registry::load(&c.registry).expect("config/registry.toml loads");
         assert!(r.event_type("play").is_some() && r.event_type("search").is_some());
+    }
+
+    const BOTH_FORMS: &str = r#"
+        [limits]
+        max_events_per_request = 500
+        [auth]
+        tokens = [
+            "plain-token-0123456789",
+            { token = "web-token-0123456789", name = "web", sources = ["web-1", "web-*"] },
+            { token = "fast-token-0123456789", events_per_sec = 5000, burst_events = 20000 },
+            { token = "slow-token-0123456789", events_per_sec = 100 },
+        ]
+    "#;
+
+    #[test]
+    fn tokens_are_strings_or_tables() {
+        let mut c = Config::from_toml_str(BOTH_FORMS).expect("both forms parse");
+        c.validate().expect("and are valid");
+        let t = &c.auth.tokens;
+        assert_eq!(t.len(), 4);
+        assert_eq!(t[0], TokenConfig::new("plain-token-0123456789"));
+        assert_eq!(
+            t[1],
+            TokenConfig::new("web-token-0123456789").with_name("web").with_sources(["web-1", "web-*"])
+        );
+        assert_eq!((t[2].events_per_sec, t[2].effective_burst(&c.limits)), (Some(5000), Some(20000)));
+        // burst_events defaults to the larger of the rate and the most events per request.
+        assert_eq!(t[3].effective_burst(&c.limits), Some(500));
+        assert_eq!(TokenConfig::new("x").with_rate(800, None).effective_burst(&c.limits), Some(800));
+        assert_eq!(t[0].effective_burst(&c.limits), None, "unset = no limit");
+        assert_eq!((t[0].label(0), t[1].label(1)), ("auth.tokens[0]".to_owned(), "web".to_owned()));
+        assert!(!format!("{c:?}").contains("token-0123456789"), "Debug never shows a token");
+        // EVENT_SERVICE_TOKENS adds unbound tokens after the file's.
+        c.add_unbound_tokens(" env-token-0123456789 ,, other-env-token-0123 ");
+        assert_eq!(c.auth.tokens.len(), 6);
+        assert_eq!(c.auth.tokens[4], TokenConfig::new("env-token-0123456789"));
+        assert_eq!(c.auth.tokens[5].sources, None);
+        c.validate().expect("still valid");
+    }
+
+    #[test]
+    fn unknown_keys_of_a_token_table_are_named() {
+        let text = "[auth]\ntokens = [{ token = \"web-token-0123456789\", sorces = [\"web-1\"] }]";
+        let e = Config::from_toml_str(text).expect_err("unknown key").to_string();
+        assert!(e.contains("unknown field `sorces`"), "{e}");
+        let e = Config::from_toml_str("[auth]\ntokens = [{ sources = [\"web-1\"] }]").expect_err("no token");
+        assert!(e.to_string().contains("missing field `token`"), "{e}");
+        let e = Config::from_toml_str("[auth]\ntokens = [5]").expect_err("a number").to_string();
+        assert!(e.contains("a token string or a table"), "{e}");
+    }
+
+    #[test]
+    fn bad_token_tables_are_refused_with_the_reason() {
+        for (table, want) in [
+            ("{ token = \"web-token-0123456789\", sources = [] }", "auth.tokens[0]: sources is empty"),
+            ("{ token = \"web-token-0123456789\", sources = [\"\"] }", "empty source pattern"),
+            ("{ token = \"web-token-0123456789\", sources = [\"w*b\"] }", "`*` only at the end"),
+            ("{ token = \"web-token-0123456789\", events_per_sec = 0 }", "events_per_sec must be at least 1"),
+            (
+                "{ token = \"web-token-0123456789\", events_per_sec = 5, burst_events = 0 }",
+                "burst_events must be at least 1",
+            ),
+            ("{ token = \"web-token-0123456789\", burst_events = 5 }", "burst_events needs events_per_sec"),
+            ("{ token = \"short\", sources = [\"a\"] }", "16 characters"),
+            ("{ token = \"web-token-0123456789\", name = \"a b\" }", "auth.tokens[0]: name `a b`"),
+        ] {
+            let c = Config::from_toml_str(&format!("[auth]\ntokens = [{table}]")).expect(table);
+            let e = c.validate().expect_err(table).to_string();
+            assert!(e.contains(want), "{table}: {e}");
+            assert!(!e.contains("web-token-0123456789"), "the token is never in a message: {e}");
+        }
+        let dup = "[auth]\ntokens = [\"same-token-0123456789\", { token = \"same-token-0123456789\", sources = [\"a\"] }]";
+        let e = Config::from_toml_str(dup).expect("parses").validate().expect_err("duplicate").to_string();
+        assert!(e.contains("auth.tokens[0] and auth.tokens[1] are the same token"), "{e}");
+        let names = "[auth]\ntokens = [{ token = \"one-token-0123456789\", name = \"web\" }, { token = \"two-token-0123456789\", name = \"web\" }]";
+        let e = Config::from_toml_str(names).expect("parses").validate().expect_err("same name").to_string();
+        assert!(e.contains("name `web` is used twice"), "{e}");
+    }
+
+    #[test]
+    fn the_commented_token_example_of_the_shipped_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/event-service.toml");
+        let text = std::fs::read_to_string(path).expect("config/event-service.toml");
+        let example: String = text
+            .lines()
+            .skip_while(|l| !l.starts_with("# tokens = ["))
+            .take_while(|l| l.starts_with("# "))
+            .map(|l| format!("{}\n", &l[2..]))
+            .collect();
+        assert!(example.ends_with("]\n"), "the example is there: {example}");
+        let c = Config::from_toml_str(&format!("[auth]\n{example}")).expect("the example parses");
+        c.validate().expect("and is valid");
+        assert_eq!(c.auth.tokens.len(), 2);
+        assert_eq!(c.auth.tokens[1].effective_burst(&c.limits), Some(20000));
     }
 
     #[test]

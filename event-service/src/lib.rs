@@ -25,6 +25,7 @@
 //! ```
 
 mod admin;
+mod auth;
 mod body;
 mod budget;
 mod config;
@@ -38,7 +39,7 @@ mod tls;
 
 pub use admin::{ApplyReport, DEFAULT_ACK_DEADLINE_SECS, apply_registry, apply_registry_with};
 pub use body::{Encoding, RawEvent, SplitError, split_body};
-pub use config::{AuthConfig, Config, LimitsConfig, MirrorConfig, PublisherSettings, TlsConfig};
+pub use config::{AuthConfig, Config, LimitsConfig, MirrorConfig, PublisherSettings, TlsConfig, TokenConfig};
 pub use error::ServiceError;
 pub use ingest::check;
 pub use metrics::Metrics;

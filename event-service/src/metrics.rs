@@ -40,6 +40,22 @@ pub struct ResultLabels {
     pub result: String,
 }
 
+/// Labels of per-token refusals; both values come from the configuration, never a request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    /// The token's configured `name`, else `auth.tokens[<index>]`.
+    pub token: String,
+    /// `source_not_allowed`, `rate_limited` or `over_burst`.
+    pub reason: String,
+}
+
+impl TokenLabels {
+    /// Labels for `token` refused for `reason`.
+    pub fn new(token: &str, reason: &str) -> Self {
+        TokenLabels { token: token.to_owned(), reason: reason.to_owned() }
+    }
+}
+
 /// Every metric the service exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -68,6 +84,8 @@ pub struct Metrics {
     pub publish_queue: Gauge,
     /// Registry reloads by result.
     pub registry_reloads: Family<ResultLabels, Counter>,
+    /// Requests refused for their token's bindings or rate, by token and reason.
+    pub token_refusals: Family<TokenLabels, Counter>,
 }
 
 impl Metrics {
@@ -114,6 +132,12 @@ impl Metrics {
         );
         let registry_reloads = Family::<ResultLabels, Counter>::default();
         registry.register("registry_reloads", "Registry reloads by result", registry_reloads.clone());
+        let token_refusals = Family::<TokenLabels, Counter>::default();
+        registry.register(
+            "token_refusals",
+            "Requests refused for their token's sources (403), burst (413) or rate (429), by token",
+            token_refusals.clone(),
+        );
         Arc::new(Metrics {
             registry,
             requests,
@@ -128,6 +152,7 @@ impl Metrics {
             in_flight_bytes,
             publish_queue,
             registry_reloads,
+            token_refusals,
         })
     }
 

@@ -8,6 +8,7 @@ use event_model::Registry;
 use pubsub_client::{Client, Publisher, PublisherConfig, RetryPolicy};
 use tokio::sync::Semaphore;
 
+use crate::auth::Tokens;
 use crate::config::{Config, PublisherSettings};
 use crate::error::ServiceError;
 use crate::metrics::Metrics;
@@ -80,6 +81,8 @@ pub struct AppState {
     pub request_slots: Semaphore,
     /// One permit per request body byte in flight.
     pub byte_slots: Semaphore,
+    /// The ingest tokens with their bindings and rate limiters.
+    pub(crate) tokens: Tokens,
     readiness: RwLock<Result<(), String>>,
 }
 
@@ -108,7 +111,9 @@ impl AppState {
             None => None,
         };
         let metrics = Metrics::new();
+        let tokens = Tokens::new(&config.auth, &config.limits, &metrics);
         Ok(Arc::new(AppState {
+            tokens,
             request_slots: Semaphore::new(config.limits.max_in_flight_requests),
             byte_slots: Semaphore::new(config.limits.max_in_flight_bytes),
             registry: RwLock::new(Arc::new(registry)),
