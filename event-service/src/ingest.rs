@@ -295,7 +295,6 @@ async fn publish_and_answer(state: &AppState, checked: Checked) -> Response {
     let metrics = &state.metrics;
     let start = Instant::now();
     let mut handles: Vec<(String, PublishHandle)> = Vec::with_capacity(checked.accepted.len());
-    let mut mirror_handles = Vec::new();
     // One registry snapshot and one publisher lookup per topic for the whole request.
     let registry = state.registry();
     let mut publishers: HashMap<&str, Publisher> = HashMap::new();
@@ -324,11 +323,8 @@ async fn publish_and_answer(state: &AppState, checked: Checked) -> Response {
                 );
             }
         }
-        if let Some(mirror) = &state.mirror
-            && let Ok(p) = mirror.get(topic)
-            && let Ok(h) = p.publish(&msg).await
-        {
-            mirror_handles.push(h);
+        if let Some(mirror) = &state.mirror {
+            mirror.offer(topic, msg); // never waits; a full mirror queue drops and counts it
         }
     }
     let mut dead_letter = Vec::new();
@@ -345,17 +341,6 @@ async fn publish_and_answer(state: &AppState, checked: Checked) -> Response {
                 dead_letter.push(h);
             }
         }
-    }
-    if !mirror_handles.is_empty() {
-        let m = state.metrics.clone();
-        tokio::spawn(async move {
-            for h in mirror_handles {
-                match h.await {
-                    Ok(_) => m.mirrored.inc(),
-                    Err(_) => m.mirror_failures.inc(),
-                };
-            }
-        });
     }
     // The answer waits for Pub/Sub to confirm every accepted event.
     let mut failure = None;

@@ -26,6 +26,7 @@ mod config;
 mod error;
 mod ingest;
 mod metrics;
+mod mirror;
 mod server;
 mod state;
 mod tls;
@@ -35,6 +36,7 @@ pub use config::{AuthConfig, Config, LimitsConfig, MirrorConfig, PublisherSettin
 pub use error::ServiceError;
 pub use ingest::{Checked, Encoding, RawEvent, check, split_body};
 pub use metrics::Metrics;
+pub use mirror::Mirror;
 pub use server::{Service, router, run};
 pub use state::AppState;
 pub use tls::{HANDSHAKE_TIMEOUT, MAX_HANDSHAKES};
