@@ -55,7 +55,13 @@ pub struct TlsConfig {
 impl MirrorConfig {
     /// Mirrors to `topic_prefix` + topic in the service's own project.
     pub fn new(topic_prefix: impl Into<String>) -> Self {
-        MirrorConfig { project: None, topic_prefix: topic_prefix.into(), emulator_host: None }
+        MirrorConfig {
+            project: None,
+            topic_prefix: topic_prefix.into(),
+            emulator_host: None,
+            queue_events: default_mirror_queue_events(),
+            queue_bytes: default_mirror_queue_bytes(),
+        }
     }
 
     /// Mirrors into another project.
@@ -323,6 +329,23 @@ pub struct MirrorConfig {
     /// Emulator of the mirror, if any. Default: as for the main project.
     #[serde(default)]
     pub emulator_host: Option<String>,
+    /// Most events waiting in the mirror's own queue for its publishers. Ingest never waits
+    /// for the mirror: an event offered while the queue is full is dropped from the mirror
+    /// (only) and counted in `event_service_mirror_dropped_total`. Default: 100,000.
+    #[serde(default = "default_mirror_queue_events")]
+    pub queue_events: usize,
+    /// Most bytes (payload and attributes) of the events in the mirror's queue; above it events
+    /// are dropped from the mirror as for `queue_events`. Default: 64 MiB.
+    #[serde(default = "default_mirror_queue_bytes")]
+    pub queue_bytes: usize,
+}
+
+fn default_mirror_queue_events() -> usize {
+    100_000
+}
+
+fn default_mirror_queue_bytes() -> usize {
+    64 * 1024 * 1024
 }
 
 impl Default for Config {
@@ -443,6 +466,17 @@ impl Config {
             return bad(
                 "limits.max_in_flight_bytes must be at least 3 × limits.max_body_bytes (a request holds its body as sent, decompressed, and decoded)",
             );
+        }
+        if let Some(m) = &self.mirror {
+            if m.queue_events == 0 {
+                return bad("mirror.queue_events must be at least 1");
+            }
+            if m.queue_bytes < l.max_event_bytes {
+                return bad(&format!(
+                    "mirror.queue_bytes ({}) must be at least limits.max_event_bytes ({}), or the largest events could never be mirrored",
+                    m.queue_bytes, l.max_event_bytes
+                ));
+            }
         }
         Ok(())
     }
@@ -580,6 +614,25 @@ mod tests {
         c.validate().expect("and is valid");
         assert_eq!(c.auth.tokens.len(), 2);
         assert_eq!(c.auth.tokens[1].effective_burst(&c.limits), Some(20000));
+    }
+
+    #[test]
+    fn mirror_queue_limits_have_defaults_and_are_checked() {
+        let c =
+            Config::from_toml_str("[auth]\nallow_unauthenticated = true\n[mirror]\ntopic_prefix = \"x-\"")
+                .expect("parses");
+        let m = c.mirror.as_ref().expect("mirror");
+        assert_eq!((m.queue_events, m.queue_bytes), (100_000, 64 * 1024 * 1024));
+        c.validate().expect("valid");
+        for (text, what) in [
+            ("queue_events = 0", "mirror.queue_events must be at least 1"),
+            ("queue_bytes = 1000", "mirror.queue_bytes (1000) must be at least limits.max_event_bytes"),
+        ] {
+            let c = Config::from_toml_str(&format!("[auth]\nallow_unauthenticated = true\n[mirror]\n{text}"))
+                .expect("parses");
+            let e = c.validate().expect_err(text).to_string();
+            assert!(e.contains(what), "{e}");
+        }
     }
 
     #[test]

@@ -32,6 +32,7 @@ mod config;
 mod error;
 mod ingest;
 mod metrics;
+mod mirror;
 mod publish;
 mod server;
 mod state;
@@ -43,6 +44,7 @@ pub use config::{AuthConfig, Config, LimitsConfig, MirrorConfig, PublisherSettin
 pub use error::ServiceError;
 pub use ingest::check;
 pub use metrics::Metrics;
+pub use mirror::Mirror;
 pub use publish::Checked;
 pub use server::{Service, router, run};
 pub use state::AppState;

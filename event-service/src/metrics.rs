@@ -74,6 +74,11 @@ pub struct Metrics {
     pub mirrored: Counter,
     /// Mirror publishes that failed.
     pub mirror_failures: Counter,
+    /// Events not mirrored because the mirror's queue was full (`mirror.queue_events` or
+    /// `mirror.queue_bytes`) or the mirror was shut down.
+    pub mirror_dropped: Counter,
+    /// Events waiting in the mirror's queue.
+    pub mirror_queue: Gauge,
     /// Time from the first publish of a request to Pub/Sub's confirmation of its last event.
     pub publish_latency: Histogram,
     /// Requests being processed.
@@ -114,6 +119,18 @@ impl Metrics {
         registry.register("events_mirrored", "Events mirrored to the dark-loading target", mirrored.clone());
         let mirror_failures = Counter::default();
         registry.register("mirror_failures", "Mirror publishes that failed", mirror_failures.clone());
+        let mirror_dropped = Counter::default();
+        registry.register(
+            "mirror_dropped",
+            "Events not mirrored because the mirror's queue was full (ingest never waits for the mirror)",
+            mirror_dropped.clone(),
+        );
+        let mirror_queue = Gauge::default();
+        registry.register(
+            "mirror_queue_events",
+            "Events waiting in the mirror's queue",
+            mirror_queue.clone(),
+        );
         let publish_latency = Histogram::new(exponential_buckets(0.001, 2.0, 16));
         registry.register(
             "publish_latency_seconds",
@@ -147,6 +164,8 @@ impl Metrics {
             dead_lettered,
             mirrored,
             mirror_failures,
+            mirror_dropped,
+            mirror_queue,
             publish_latency,
             in_flight_requests,
             in_flight_bytes,

@@ -96,17 +96,8 @@ pub(crate) async fn publish(state: &AppState, checked: Checked) -> Statuses {
                 out.retryable.push(Retryable::new(*index, format!("publish to topic {topic} refused: {e}")))
             }
         }
-        if let Some(mirror) = &state.mirror
-            && let Ok(p) = mirror.get(topic)
-            && let Ok(h) = p.publish(&msg).await
-        {
-            let m = state.metrics.clone();
-            tokio::spawn(async move {
-                match h.await {
-                    Ok(_) => m.mirrored.inc(),
-                    Err(_) => m.mirror_failures.inc(),
-                };
-            });
+        if let Some(mirror) = &state.mirror {
+            mirror.offer(topic, msg); // never waits; a full mirror queue drops and counts it
         }
     }
     let dead_letter = dead_letter(state, &mut topics, &checked.rejected, &mut out).await;

@@ -39,6 +39,9 @@ async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let queued = state.publishers.outstanding();
     state.metrics.publish_queue.set(i64::try_from(queued).unwrap_or(i64::MAX));
+    if let Some(m) = &state.mirror {
+        state.metrics.mirror_queue.set(i64::try_from(m.queued()).unwrap_or(i64::MAX));
+    }
     (
         [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
         state.metrics.render(),
@@ -99,7 +102,7 @@ impl Service {
     }
 
     /// Graceful shutdown: stop accepting, let requests in flight finish (within the configured
-    /// shutdown timeout), flush the publishers.
+    /// shutdown timeout), flush the publishers and the mirror's queue (each within it too).
     pub async fn shutdown(self) {
         let timeout = self.state.config.shutdown_timeout();
         self.stop.send_replace(true);
@@ -112,12 +115,18 @@ impl Service {
             Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
             Err(_) => tracing::warn!(?timeout, "requests still in flight at the shutdown timeout"),
         }
-        if tokio::time::timeout(timeout, self.state.publishers.shutdown()).await.is_err() {
-            tracing::warn!("publishers did not drain within the shutdown timeout");
-        }
-        if let Some(m) = &self.state.mirror {
-            let _ = tokio::time::timeout(timeout, m.shutdown()).await;
-        }
+        // The main publishers and the mirror flush side by side, each within the timeout.
+        let main = async {
+            if tokio::time::timeout(timeout, self.state.publishers.shutdown()).await.is_err() {
+                tracing::warn!("publishers did not drain within the shutdown timeout");
+            }
+        };
+        let mirror = async {
+            if let Some(m) = &self.state.mirror {
+                m.shutdown(timeout).await;
+            }
+        };
+        tokio::join!(main, mirror);
         tracing::info!("event-service stopped");
     }
 }

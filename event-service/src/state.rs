@@ -12,6 +12,7 @@ use crate::auth::Tokens;
 use crate::config::{Config, PublisherSettings};
 use crate::error::ServiceError;
 use crate::metrics::Metrics;
+use crate::mirror::Mirror;
 
 /// Publishers of one Pub/Sub project, one per topic, created on first use.
 #[derive(Debug)]
@@ -23,7 +24,7 @@ pub struct Publishers {
 }
 
 impl Publishers {
-    fn new(client: Client, prefix: String, settings: &PublisherSettings) -> Self {
+    pub(crate) fn new(client: Client, prefix: String, settings: &PublisherSettings) -> Self {
         let mut config = PublisherConfig::default()
             .with_delay(Duration::from_millis(settings.delay_ms))
             .with_max_outstanding_messages(settings.max_outstanding_messages)
@@ -73,8 +74,8 @@ pub struct AppState {
     pub client: Client,
     /// Publishers of the main project.
     pub publishers: Publishers,
-    /// Publishers of the dark-loading mirror.
-    pub mirror: Option<Publishers>,
+    /// The dark-loading mirror: its own bounded queue in front of its publishers.
+    pub mirror: Option<Mirror>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// One permit per request in flight.
@@ -101,16 +102,17 @@ impl AppState {
         let registry = Registry::load(&config.registry)?;
         let client = build_client(&config.project, config.emulator_host.as_ref()).await?;
         let publishers = Publishers::new(client.clone(), String::new(), &config.publisher);
+        let metrics = Metrics::new();
         let mirror = match &config.mirror {
             Some(m) => {
                 let project = m.project.as_deref().unwrap_or(&config.project);
                 let emulator = m.emulator_host.as_ref().or(config.emulator_host.as_ref());
                 let c = build_client(project, emulator).await?;
-                Some(Publishers::new(c, m.topic_prefix.clone(), &config.publisher))
+                let p = Publishers::new(c, m.topic_prefix.clone(), &config.publisher);
+                Some(Mirror::new(p, m, config.publisher.max_outstanding_messages, metrics.clone()))
             }
             None => None,
         };
-        let metrics = Metrics::new();
         let tokens = Tokens::new(&config.auth, &config.limits, &metrics);
         Ok(Arc::new(AppState {
             tokens,
