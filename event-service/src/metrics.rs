@@ -40,6 +40,20 @@ pub struct ResultLabels {
     pub result: String,
 }
 
+/// Labels of the connections-closed counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// `header_timeout` or `idle_timeout`.
+    pub reason: String,
+}
+
+impl ReasonLabels {
+    /// Labels for `reason`.
+    pub fn new(reason: &str) -> Self {
+        ReasonLabels { reason: reason.to_owned() }
+    }
+}
+
 /// Every metric the service exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -68,6 +82,18 @@ pub struct Metrics {
     pub publish_queue: Gauge,
     /// Registry reloads by result.
     pub registry_reloads: Family<ResultLabels, Counter>,
+    /// Open connections (TLS handshakes included).
+    pub connections: Gauge,
+    /// The connection cap (`server.max_connections`).
+    pub connections_max: Gauge,
+    /// Times the connection cap was reached and accepting paused until a connection closed.
+    pub connection_cap_reached: Counter,
+    /// Connections the service closed for a timeout, by reason.
+    pub connections_closed: Family<ReasonLabels, Counter>,
+    /// Topics (registry and dead-letter) that Pub/Sub said do not exist at the last check.
+    pub topics_missing: Gauge,
+    /// Topics whose last check failed otherwise (no answer, 5xx, permission denied).
+    pub topics_check_failed: Gauge,
 }
 
 impl Metrics {
@@ -114,6 +140,38 @@ impl Metrics {
         );
         let registry_reloads = Family::<ResultLabels, Counter>::default();
         registry.register("registry_reloads", "Registry reloads by result", registry_reloads.clone());
+        let connections = Gauge::default();
+        registry.register("connections", "Open connections, TLS handshakes included", connections.clone());
+        let connections_max = Gauge::default();
+        registry.register(
+            "connections_max",
+            "The connection cap (server.max_connections)",
+            connections_max.clone(),
+        );
+        let connection_cap_reached = Counter::default();
+        registry.register(
+            "connection_cap_reached",
+            "Times the connection cap was reached and accepting paused until a connection closed",
+            connection_cap_reached.clone(),
+        );
+        let connections_closed = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "connections_closed",
+            "Connections closed by the service for a timeout, by reason",
+            connections_closed.clone(),
+        );
+        let topics_missing = Gauge::default();
+        registry.register(
+            "topics_missing",
+            "Topics that Pub/Sub said do not exist at the last readiness check",
+            topics_missing.clone(),
+        );
+        let topics_check_failed = Gauge::default();
+        registry.register(
+            "topics_check_failed",
+            "Topics whose last readiness check failed for another reason",
+            topics_check_failed.clone(),
+        );
         Arc::new(Metrics {
             registry,
             requests,
@@ -128,6 +186,12 @@ impl Metrics {
             in_flight_bytes,
             publish_queue,
             registry_reloads,
+            connections,
+            connections_max,
+            connection_cap_reached,
+            connections_closed,
+            topics_missing,
+            topics_check_failed,
         })
     }
 
