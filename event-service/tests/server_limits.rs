@@ -68,6 +68,19 @@ impl Env {
         TcpStream::connect(self.service.local_addr()).await.expect("connect")
     }
 
+    /// Waits until the metrics contain `want`, read without opening a connection.
+    async fn wait_for_metric_in_state(&self, want: &str) {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let metrics = self.service.state().metrics.render();
+            if metrics.contains(want) {
+                return;
+            }
+            assert!(Instant::now() < end, "no {want} in\n{metrics}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits until `/metrics` contains `want`.
     async fn wait_for_metric(&self, want: &str) {
         let end = Instant::now() + DEADLINE;
@@ -265,4 +278,140 @@ async fn a_missing_topic_is_reported_but_does_not_make_the_service_unready() {
     }
     env.wait_for_metric("event_service_topics_missing 0\n").await;
     env.service.shutdown().await;
+}
+
+/// A TLS client that trusts the test CA and offers `alpn`.
+fn tls_connector(ca: &std::path::Path, alpn: &[&[u8]]) -> tokio_rustls::TlsConnector {
+    use rustls_pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_file_iter(ca).expect("ca") {
+        roots.add(cert.expect("ca cert")).expect("add ca");
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+}
+
+/// Reads an open-connections gauge without opening a connection.
+fn open_connections(env: &Env) -> String {
+    let metrics = env.service.state().metrics.render();
+    metrics.lines().find(|l| l.starts_with("event_service_connections ")).unwrap_or("").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_slow_headers_are_disconnected_and_connections_count_against_the_cap() {
+    let dir = std::env::temp_dir().join(testkit::unique_name("limits-tls"));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let certs = testkit::make_test_certs(&dir);
+    let env = start("", |c| {
+        c.tls = Some(event_service::TlsConfig::new(&certs.cert, &certs.key));
+        c.server.header_read_timeout_secs = 1;
+        c.server.idle_timeout_secs = 600;
+        c.server.max_connections = 2;
+    })
+    .await;
+    let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+
+    // HTTP/2 by ALPN is served; the connection ends when the client drops it.
+    let h2 =
+        tls_connector(&certs.ca, &[b"h2"]).connect(name.clone(), env.connect().await).await.expect("tls");
+    assert_eq!(h2.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(h2),
+    )
+    .await
+    .expect("h2");
+    let h2_conn = tokio::spawn(conn);
+    let req = hyper::Request::get("https://localhost/healthz")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .expect("request");
+    assert_eq!(send.send_request(req).await.expect("h2 response").status().as_u16(), 200);
+    drop(send);
+    timeout(DEADLINE, h2_conn).await.expect("h2 connection ends").expect("join").expect("clean end");
+
+    // Handshake done, then half a request line: dropped after the header timeout.
+    let connector = tls_connector(&certs.ca, &[]);
+    let mut slow = connector.connect(name.clone(), env.connect().await).await.expect("handshake");
+    slow.write_all(b"GET /heal").await.expect("write");
+    slow.flush().await.expect("flush");
+    let mut chunk = [0u8; 256];
+    match timeout(DEADLINE, slow.read(&mut chunk)).await {
+        Ok(Ok(0) | Err(_)) => {}
+        Ok(Ok(n)) => panic!("unexpected bytes {:?}", String::from_utf8_lossy(&chunk[..n])),
+        Err(_) => panic!("a TLS connection with half a request line: still open after {DEADLINE:?}"),
+    }
+    drop(slow);
+    let end = Instant::now() + DEADLINE;
+    while open_connections(&env) != "event_service_connections 0" {
+        assert!(Instant::now() < end, "connections still open: {}", open_connections(&env));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Two TLS connections at a cap of two: a third is not taken (not even its handshake)
+    // until one closes.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = connector.connect(name.clone(), env.connect().await).await.expect("handshake");
+        s.write_all(b"GET /healthz HTTP/1.1\r\nhost: test\r\n\r\n").await.expect("write");
+        let n = s.read(&mut chunk).await.expect("read");
+        assert!(String::from_utf8_lossy(&chunk[..n]).starts_with("HTTP/1.1 200"), "served");
+        held.push(s);
+    }
+    let mut third = tokio::spawn({
+        let (connector, name, tcp) = (connector.clone(), name.clone(), env.connect().await);
+        async move { connector.connect(name, tcp).await.map(drop) }
+    });
+    let early = timeout(Duration::from_secs(1), &mut third).await;
+    assert!(early.is_err(), "the third TLS connection was taken at the cap: {early:?}");
+    drop(held.pop());
+    match timeout(DEADLINE, third).await {
+        Ok(Ok(Ok(()))) => {}
+        other => panic!("the waiting TLS connection was not taken after another closed: {other:?}"),
+    }
+    env.wait_for_metric_in_state("event_service_connections_closed_total{reason=\"header_timeout\"} 1").await;
+    drop(held);
+    env.service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_stops_accepting_and_lets_a_request_in_flight_finish() {
+    let proxy = testkit::FaultProxy::start(Emulator::shared().addr()).await;
+    let env = start("", |c| c.emulator_host = Some(proxy.host())).await;
+    proxy.push_faults([testkit::Fault::Delay(Duration::from_secs(2))]);
+    let slow = {
+        let (http, url) = (env.http.clone(), env.url.clone());
+        tokio::spawn(async move {
+            let r = http
+                .post(format!("{url}/v1/events"))
+                .bearer_auth(TOKEN)
+                .header("content-type", "application/x-ndjson")
+                .body(r#"{"type":"play","fields":{"user":"u"}}"#)
+                .send()
+                .await
+                .expect("the request in flight is answered");
+            (r.status().as_u16(), r.text().await.expect("body"))
+        })
+    };
+    let end = Instant::now() + DEADLINE;
+    while proxy.matched() == 0 {
+        assert!(Instant::now() < end, "the request's publish never reached Pub/Sub");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let addr = env.service.local_addr();
+    let shutdown = tokio::spawn(env.service.shutdown());
+    let end = Instant::now() + DEADLINE;
+    while TcpStream::connect(addr).await.is_ok() {
+        assert!(Instant::now() < end, "still accepting after shutdown began");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, body) = slow.await.expect("join");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"accepted\":1"), "{body}");
+    timeout(DEADLINE, shutdown).await.expect("shutdown finishes").expect("join");
 }
