@@ -260,13 +260,14 @@ async fn a_missing_topic_is_reported_but_does_not_make_the_service_unready() {
         .post(format!("{}/v1/events", env.url))
         .bearer_auth(TOKEN)
         .header("content-type", "application/x-ndjson")
-        .body(r#"{"type":"play","fields":{"user":"u"}}"#)
+        .body("{\"type\":\"play\",\"fields\":{\"user\":\"u\"}}\n{\"type\":\"ghost\",\"fields\":{}}\n")
         .send()
         .await
         .expect("post");
     assert_eq!(r.status().as_u16(), 200);
     let answer: serde_json::Value = serde_json::from_str(&r.text().await.expect("body")).expect("json");
     assert_eq!(answer["accepted"], 1, "{answer}");
+    assert_eq!(answer["retryable"][0]["index"], 1, "the missing topic's event is retryable: {answer}");
 
     // Once the topic exists, a reload re-checks at once and the report clears.
     env.client.create_topic(&pubsub_client::Topic::new(&ghost_topic)).await.expect("create ghost topic");
