@@ -9,6 +9,9 @@ use serde::Deserialize;
 
 use crate::error::ServiceError;
 
+/// Highest `server.max_connections` accepted.
+const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
+
 /// Everything the service needs to run.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -31,6 +34,8 @@ pub struct Config {
     pub shutdown_timeout_secs: u64,
     /// Ingest authentication.
     pub auth: AuthConfig,
+    /// Connection handling: header-read and idle timeouts, the connection cap.
+    pub server: ServerConfig,
     /// Request limits.
     pub limits: LimitsConfig,
     /// Publisher settings (per topic).
@@ -273,6 +278,27 @@ impl<'de> Deserialize<'de> for TokenConfig {
     }
 }
 
+/// How connections are handled (`[server]`): clients that send their request headers too
+/// slowly or keep a connection open without using it are disconnected, and the number of open
+/// connections is capped.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Longest time from the moment a connection is ready (TCP accepted, TLS handshake done) or
+    /// a new HTTP/1 request's first byte arrives until the request's headers are complete; the
+    /// connection is closed after it (slowloris). Default: 10 s.
+    pub header_read_timeout_secs: u64,
+    /// Longest a connection may stay open with no request in flight (HTTP/1 keep-alive and
+    /// HTTP/2 alike); then it is closed (HTTP/2 with a GOAWAY). Default: 60 s. Senders should
+    /// drop pooled connections sooner than this.
+    pub idle_timeout_secs: u64,
+    /// Most connections open at once (TLS handshakes included). At the cap the service stops
+    /// accepting until a connection closes; new connections wait in the kernel's listen
+    /// backlog. Keep it below the process's open-file limit. Default: 10,000.
+    pub max_connections: usize,
+}
+
 /// Limits that keep memory bounded under any load.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -358,11 +384,30 @@ impl Default for Config {
             dead_letter_topic: None,
             shutdown_timeout_secs: 30,
             auth: AuthConfig::default(),
+            server: ServerConfig::default(),
             limits: LimitsConfig::default(),
             publisher: PublisherSettings::default(),
             mirror: None,
             tls: None,
         }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { header_read_timeout_secs: 10, idle_timeout_secs: 60, max_connections: 10_000 }
+    }
+}
+
+impl ServerConfig {
+    /// The header-read timeout.
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_read_timeout_secs)
+    }
+
+    /// The idle timeout.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
     }
 }
 
@@ -477,6 +522,16 @@ impl Config {
                     m.queue_bytes, l.max_event_bytes
                 ));
             }
+        }
+        let s = &self.server;
+        if s.header_read_timeout_secs == 0 || s.idle_timeout_secs == 0 {
+            return bad("server: header_read_timeout_secs and idle_timeout_secs must be at least 1");
+        }
+        if s.max_connections == 0 || s.max_connections > MAX_CONNECTIONS_LIMIT {
+            return Err(ServiceError::Config(format!(
+                "server.max_connections must be between 1 and {MAX_CONNECTIONS_LIMIT}, not {}",
+                s.max_connections
+            )));
         }
         Ok(())
     }
@@ -632,6 +687,25 @@ mod tests {
                 .expect("parses");
             let e = c.validate().expect_err(text).to_string();
             assert!(e.contains(what), "{e}");
+        }
+    }
+
+    #[test]
+    fn server_settings_have_defaults_and_bad_values_are_named() {
+        let c = Config::from_toml_str("[auth]\nallow_unauthenticated = true").expect("parses");
+        assert_eq!(
+            (c.server.header_read_timeout_secs, c.server.idle_timeout_secs, c.server.max_connections),
+            (10, 60, 10_000)
+        );
+        for (text, want) in [
+            ("header_read_timeout_secs = 0", "header_read_timeout_secs"),
+            ("idle_timeout_secs = 0", "idle_timeout_secs"),
+            ("max_connections = 0", "server.max_connections must be between 1 and 1000000, not 0"),
+        ] {
+            let c = Config::from_toml_str(&format!("[auth]\nallow_unauthenticated = true\n[server]\n{text}"))
+                .expect("parses");
+            let e = c.validate().expect_err(text).to_string();
+            assert!(e.contains(want), "{e}");
         }
     }
 

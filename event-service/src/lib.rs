@@ -9,8 +9,10 @@
 //! those), or 503 when no event could be published, so the sender retries the request
 //! ([`event_model::ingest`] is the contract). Limits on body size (decompressed), events per
 //! request (counted while splitting) and bytes in flight keep memory bounded (413 / 429 with
-//! `Retry-After`). `/healthz`, `/readyz` (ready once every topic is
-//! reachable) and `/metrics` (Prometheus) serve operators.
+//! `Retry-After`); timeouts on request headers and idle connections and a cap on open
+//! connections keep slow or idle clients from holding the service (`[server]`). `/healthz`,
+//! `/readyz` (ready once Pub/Sub answered the topic checks; a missing topic is reported there
+//! and in a gauge, not made fatal) and `/metrics` (Prometheus) serve operators.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), event_service::ServiceError> {
@@ -31,6 +33,7 @@ mod budget;
 mod config;
 mod error;
 mod ingest;
+mod listener;
 mod metrics;
 mod mirror;
 mod publish;
@@ -40,12 +43,14 @@ mod tls;
 
 pub use admin::{ApplyReport, DEFAULT_ACK_DEADLINE_SECS, apply_registry, apply_registry_with};
 pub use body::{Encoding, RawEvent, SplitError, split_body};
-pub use config::{AuthConfig, Config, LimitsConfig, MirrorConfig, PublisherSettings, TlsConfig, TokenConfig};
+pub use config::{
+    AuthConfig, Config, LimitsConfig, MirrorConfig, PublisherSettings, ServerConfig, TlsConfig, TokenConfig,
+};
 pub use error::ServiceError;
 pub use ingest::check;
 pub use metrics::Metrics;
 pub use mirror::Mirror;
 pub use publish::Checked;
 pub use server::{Service, router, run};
-pub use state::AppState;
+pub use state::{AppState, Readiness};
 pub use tls::{HANDSHAKE_TIMEOUT, MAX_HANDSHAKES};

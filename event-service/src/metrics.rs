@@ -56,6 +56,20 @@ impl TokenLabels {
     }
 }
 
+/// Labels of the connections-closed counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// `header_timeout` or `idle_timeout`.
+    pub reason: String,
+}
+
+impl ReasonLabels {
+    /// Labels for `reason`.
+    pub fn new(reason: &str) -> Self {
+        ReasonLabels { reason: reason.to_owned() }
+    }
+}
+
 /// Every metric the service exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -91,6 +105,18 @@ pub struct Metrics {
     pub registry_reloads: Family<ResultLabels, Counter>,
     /// Requests refused for their token's bindings or rate, by token and reason.
     pub token_refusals: Family<TokenLabels, Counter>,
+    /// Open connections (TLS handshakes included).
+    pub connections: Gauge,
+    /// The connection cap (`server.max_connections`).
+    pub connections_max: Gauge,
+    /// Times the connection cap was reached and accepting paused until a connection closed.
+    pub connection_cap_reached: Counter,
+    /// Connections the service closed for a timeout, by reason.
+    pub connections_closed: Family<ReasonLabels, Counter>,
+    /// Topics (registry and dead-letter) that Pub/Sub said do not exist at the last check.
+    pub topics_missing: Gauge,
+    /// Topics whose last check failed otherwise (no answer, 5xx, permission denied).
+    pub topics_check_failed: Gauge,
 }
 
 impl Metrics {
@@ -155,6 +181,38 @@ impl Metrics {
             "Requests refused for their token's sources (403), burst (413) or rate (429), by token",
             token_refusals.clone(),
         );
+        let connections = Gauge::default();
+        registry.register("connections", "Open connections, TLS handshakes included", connections.clone());
+        let connections_max = Gauge::default();
+        registry.register(
+            "connections_max",
+            "The connection cap (server.max_connections)",
+            connections_max.clone(),
+        );
+        let connection_cap_reached = Counter::default();
+        registry.register(
+            "connection_cap_reached",
+            "Times the connection cap was reached and accepting paused until a connection closed",
+            connection_cap_reached.clone(),
+        );
+        let connections_closed = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "connections_closed",
+            "Connections closed by the service for a timeout, by reason",
+            connections_closed.clone(),
+        );
+        let topics_missing = Gauge::default();
+        registry.register(
+            "topics_missing",
+            "Topics that Pub/Sub said do not exist at the last readiness check",
+            topics_missing.clone(),
+        );
+        let topics_check_failed = Gauge::default();
+        registry.register(
+            "topics_check_failed",
+            "Topics whose last readiness check failed for another reason",
+            topics_check_failed.clone(),
+        );
         Arc::new(Metrics {
             registry,
             requests,
@@ -172,6 +230,12 @@ impl Metrics {
             publish_queue,
             registry_reloads,
             token_refusals,
+            connections,
+            connections_max,
+            connection_cap_reached,
+            connections_closed,
+            topics_missing,
+            topics_check_failed,
         })
     }
 

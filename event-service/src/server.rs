@@ -1,4 +1,5 @@
-//! The HTTP server: routes, graceful shutdown, registry reloads, readiness checks.
+//! The HTTP server: routes, graceful shutdown, registry reloads, readiness checks. Connections
+//! are accepted and served in `listener.rs` (the connection cap, header-read and idle timeouts).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -30,10 +31,9 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    match state.readiness() {
-        Ok(()) => (StatusCode::OK, "ready".to_owned()),
-        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}")),
-    }
+    let readiness = state.readiness();
+    let status = if readiness.is_ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, readiness.to_string())
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
@@ -54,7 +54,7 @@ pub struct Service {
     addr: SocketAddr,
     state: Arc<AppState>,
     stop: watch::Sender<bool>,
-    server: JoinHandle<std::io::Result<()>>,
+    server: JoinHandle<()>,
     background: Vec<JoinHandle<()>>,
 }
 
@@ -70,20 +70,17 @@ impl Service {
         let addr = listener.local_addr()?;
         let acceptor = config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
         let state = AppState::new(config).await?;
-        let (stop, mut stopped) = watch::channel(false);
+        let (stop, stopped) = watch::channel(false);
         let app = router(state.clone());
-        let stop_signal = async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        };
-        let server = match acceptor {
-            Some(acceptor) => {
-                let listener = crate::tls::TlsListener::new(listener, acceptor)?;
-                tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(stop_signal).into_future())
-            }
-            None => {
-                tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(stop_signal).into_future())
-            }
-        };
+        let limits = crate::listener::Limits::new(&state.config);
+        let server = tokio::spawn(crate::listener::serve(
+            listener,
+            acceptor,
+            app,
+            limits,
+            state.metrics.clone(),
+            stopped,
+        ));
         let background =
             vec![tokio::spawn(readiness_loop(state.clone())), tokio::spawn(reload_on_sighup(state.clone()))];
         let tls = state.config.tls.is_some();
@@ -109,11 +106,14 @@ impl Service {
         for h in &self.background {
             h.abort();
         }
-        match tokio::time::timeout(timeout, self.server).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => tracing::error!(error = %e, "server error during shutdown"),
+        let mut server = self.server;
+        match tokio::time::timeout(timeout, &mut server).await {
+            Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
-            Err(_) => tracing::warn!(?timeout, "requests still in flight at the shutdown timeout"),
+            Err(_) => {
+                tracing::warn!(?timeout, "requests still in flight at the shutdown timeout");
+                server.abort();
+            }
         }
         // The main publishers and the mirror flush side by side, each within the timeout.
         let main = async {
@@ -139,21 +139,29 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     Ok(())
 }
 
-/// Checks the topics until they are all reachable (every 2 s), then every 30 s, and at once
-/// after a registry change.
+/// Checks the topics every 2 s until Pub/Sub answered, then every 30 s (10 s while a topic is
+/// missing or failing its check), and at once after a registry reload. Missing topics are
+/// logged as a warning whenever the report changes.
 async fn readiness_loop(state: Arc<AppState>) {
+    let mut reported = String::new();
     loop {
-        match state.check_topics().await {
-            Ok(()) => {
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-                while tokio::time::Instant::now() < deadline && state.readiness().is_ok() {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
+        let readiness = state.check_topics().await;
+        let text = readiness.to_string();
+        let wait = if readiness.all_found() {
+            if reported != text {
+                tracing::info!("{text}: every topic found");
             }
-            Err(why) => {
-                tracing::warn!(%why, "not ready");
-                tokio::time::sleep(Duration::from_secs(2)).await;
+            Duration::from_secs(30)
+        } else {
+            if reported != text {
+                tracing::warn!("{text}");
             }
+            if readiness.is_ready() { Duration::from_secs(10) } else { Duration::from_secs(2) }
+        };
+        reported = text;
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = state.recheck_requested() => {}
         }
     }
 }

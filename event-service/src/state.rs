@@ -5,8 +5,9 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use event_model::Registry;
+use futures::StreamExt as _;
 use pubsub_client::{Client, Publisher, PublisherConfig, RetryPolicy};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::auth::Tokens;
 use crate::config::{Config, PublisherSettings};
@@ -84,7 +85,94 @@ pub struct AppState {
     pub byte_slots: Semaphore,
     /// The ingest tokens with their bindings and rate limiters.
     pub(crate) tokens: Tokens,
-    readiness: RwLock<Result<(), String>>,
+    readiness: RwLock<Readiness>,
+    recheck: Notify,
+}
+
+/// Topics checked at once by [`AppState::check_topics`].
+const TOPIC_CHECKS_AT_ONCE: usize = 8;
+
+/// What the last topic check found; `/readyz` answers from it.
+///
+/// The service is ready once Pub/Sub answered: a topic that does not exist (or that the
+/// service may not look at) is reported, in the `/readyz` body, the `event_service_topics_*`
+/// gauges and a warning, but only events of its type are affected, so it must not take every
+/// replica out of the load balancer. Not ready before the first check finished and when no
+/// topic check got an answer from Pub/Sub (transport errors, 5xx, no token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Readiness {
+    /// No check has finished yet.
+    NotChecked,
+    /// Pub/Sub answered at least one check.
+    Ready {
+        /// Topics Pub/Sub said do not exist.
+        missing: Vec<String>,
+        /// Topics whose check failed otherwise, each with its error.
+        failing: Vec<String>,
+    },
+    /// No check got an answer from Pub/Sub; the first error.
+    Unreachable(String),
+}
+
+impl Readiness {
+    /// Whether `/readyz` answers 200.
+    pub fn is_ready(&self) -> bool {
+        matches!(self, Readiness::Ready { .. })
+    }
+
+    /// Whether every topic was found.
+    pub fn all_found(&self) -> bool {
+        matches!(self, Readiness::Ready { missing, failing } if missing.is_empty() && failing.is_empty())
+    }
+
+    /// The readiness from each topic's check result.
+    pub fn from_checks<'a>(
+        checks: impl IntoIterator<Item = (&'a str, Result<(), &'a pubsub_client::Error>)>,
+    ) -> Self {
+        let (mut answered, mut missing, mut failing, mut first_error) = (0, Vec::new(), Vec::new(), None);
+        for (topic, result) in checks {
+            match result {
+                Ok(()) => answered += 1,
+                Err(e) if e.is_not_found() => {
+                    answered += 1;
+                    missing.push(topic.to_owned());
+                }
+                Err(e) => {
+                    // Any 4xx is Pub/Sub's answer about this topic (permission denied, quota);
+                    // 5xx, transport and token errors are no answer at all.
+                    if e.http_status().is_some_and(|c| (400..500).contains(&c)) {
+                        answered += 1;
+                    }
+                    first_error.get_or_insert_with(|| format!("topic {topic}: {e}"));
+                    failing.push(format!("{topic} ({e})"));
+                }
+            }
+        }
+        match first_error {
+            Some(e) if answered == 0 => Readiness::Unreachable(e),
+            _ => Readiness::Ready { missing, failing },
+        }
+    }
+}
+
+impl std::fmt::Display for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Readiness::NotChecked => f.write_str("not ready: topics not checked yet"),
+            Readiness::Unreachable(e) => write!(f, "not ready: Pub/Sub did not answer: {e}"),
+            Readiness::Ready { missing, failing } => {
+                f.write_str("ready")?;
+                if !missing.is_empty() {
+                    write!(f, "; missing topics: {}", missing.join(", "))?;
+                }
+                if !failing.is_empty() {
+                    write!(f, "; topics failing their check: {}", failing.join(", "))?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 async fn build_client(project: &str, emulator: Option<&String>) -> Result<Client, ServiceError> {
@@ -119,7 +207,8 @@ impl AppState {
             request_slots: Semaphore::new(config.limits.max_in_flight_requests),
             byte_slots: Semaphore::new(config.limits.max_in_flight_bytes),
             registry: RwLock::new(Arc::new(registry)),
-            readiness: RwLock::new(Err("topics not checked yet".into())),
+            readiness: RwLock::new(Readiness::NotChecked),
+            recheck: Notify::new(),
             client,
             publishers,
             mirror,
@@ -142,32 +231,88 @@ impl AppState {
         let registry = result?;
         let n = registry.len();
         *self.registry.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(registry);
-        self.set_readiness(Err("topics not checked since the registry changed".into()));
+        // Pub/Sub's reachability does not change with the registry: the last readiness stands
+        // until the new registry's topics are checked, at once.
+        self.recheck.notify_one();
         Ok(n)
     }
 
-    /// Whether every topic was reachable at the last check, or why not.
-    pub fn readiness(&self) -> Result<(), String> {
+    /// What the last topic check found.
+    pub fn readiness(&self) -> Readiness {
         self.readiness.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    fn set_readiness(&self, r: Result<(), String>) {
-        *self.readiness.write().unwrap_or_else(PoisonError::into_inner) = r;
+    /// Resolves when the topics should be checked again before the usual interval (after a
+    /// registry reload).
+    pub async fn recheck_requested(&self) {
+        self.recheck.notified().await;
     }
 
-    /// Checks that every topic of the registry (and the dead-letter topic) exists.
-    pub async fn check_topics(&self) -> Result<(), String> {
+    /// Checks every topic of the registry (and the dead-letter topic), a few at once, and
+    /// records the result: the readiness and the `event_service_topics_missing` and
+    /// `event_service_topics_check_failed` gauges.
+    pub async fn check_topics(&self) -> Readiness {
         let registry = self.registry();
         let mut topics: Vec<String> = registry.types().map(|t| t.topic.clone()).collect();
         topics.extend(self.config.dead_letter_topic.clone());
-        for t in &topics {
-            if let Err(e) = self.client.get_topic(t).await {
-                let r = Err(format!("topic {t} is not reachable: {e}"));
-                self.set_readiness(r.clone());
-                return r;
-            }
-        }
-        self.set_readiness(Ok(()));
-        Ok(())
+        topics.sort();
+        topics.dedup();
+        let results: Vec<(String, Result<(), pubsub_client::Error>)> = futures::stream::iter(topics)
+            .map(|t| async move {
+                let r = self.client.get_topic(&t).await.map(drop);
+                (t, r)
+            })
+            .buffered(TOPIC_CHECKS_AT_ONCE)
+            .collect()
+            .await;
+        let r = Readiness::from_checks(results.iter().map(|(t, r)| (t.as_str(), r.as_ref().map(|_| ()))));
+        let (missing, failing) = match &r {
+            Readiness::Ready { missing, failing } => (missing.len(), failing.len()),
+            _ => (0, results.len()),
+        };
+        self.metrics.topics_missing.set(i64::try_from(missing).unwrap_or(i64::MAX));
+        self.metrics.topics_check_failed.set(i64::try_from(failing).unwrap_or(i64::MAX));
+        *self.readiness.write().unwrap_or_else(PoisonError::into_inner) = r.clone();
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: u16, status: &str) -> pubsub_client::Error {
+        pubsub_client::Error::Api { code, status: status.into(), message: "m".into() }
+    }
+
+    #[test]
+    fn ready_when_pubsub_answers_with_missing_topics_named() {
+        let (not_found, denied, down) =
+            (api(404, "NOT_FOUND"), api(403, "PERMISSION_DENIED"), api(503, "UNAVAILABLE"));
+        let r = Readiness::from_checks([("a", Ok(())), ("b", Err(&not_found)), ("c", Err(&down))]);
+        assert!(r.is_ready() && !r.all_found());
+        let text = r.to_string();
+        assert!(text.starts_with("ready; missing topics: b; topics failing their check: c ("), "{text}");
+        let r = Readiness::from_checks([("b", Err(&not_found))]);
+        assert_eq!(
+            r,
+            Readiness::Ready { missing: vec!["b".into()], failing: vec![] },
+            "NOT_FOUND is an answer"
+        );
+        assert!(
+            Readiness::from_checks([("d", Err(&denied)), ("c", Err(&down))]).is_ready(),
+            "403 is an answer"
+        );
+        assert!(Readiness::from_checks([("a", Ok(()))]).all_found());
+        assert!(Readiness::from_checks([]).all_found(), "nothing to check");
+    }
+
+    #[test]
+    fn not_ready_when_no_check_got_an_answer_or_none_finished() {
+        let down = api(503, "UNAVAILABLE");
+        let r = Readiness::from_checks([("a", Err(&down)), ("b", Err(&down))]);
+        assert!(!r.is_ready());
+        assert!(r.to_string().starts_with("not ready: Pub/Sub did not answer: topic a: "), "{r}");
+        assert!(!Readiness::NotChecked.is_ready());
     }
 }

@@ -59,6 +59,9 @@ impl Sender {
             .timeout(Duration::from_secs(s.timeout_secs))
             .connect_timeout(Duration::from_secs(s.timeout_secs.min(10)))
             .pool_max_idle_per_host(config.batch.max_in_flight * 2)
+            // Shorter than the event-service's `server.idle_timeout_secs` (60 s), so a pooled
+            // connection is not reused just as the service closes it.
+            .pool_idle_timeout(Duration::from_secs(30))
             .user_agent(concat!("eventpipe-tailer/", env!("CARGO_PKG_VERSION")));
         if let Some(ca) = &s.ca_cert {
             let pem = std::fs::read(ca).map_err(|e| Error::io(ca, e))?;
