@@ -39,6 +39,21 @@ pub const CONTENT_TYPE_PROTOBUF: &str = "application/x-protobuf";
 pub const CONTENT_TYPE_JSON: &str = "application/json";
 /// Content type of newline-delimited JSON events.
 pub const CONTENT_TYPE_NDJSON: &str = "application/x-ndjson";
+/// The request header naming a request; the service echoes it in its [`Answer`] as
+/// `request_id`, so a sender can tell the answer to this request from any other (a stale or
+/// cached answer with the same count).
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Longest request id the service echoes, in bytes.
+pub const MAX_REQUEST_ID_BYTES: usize = 128;
+
+/// The request id a service echoes: `value` when it is 1 to [`MAX_REQUEST_ID_BYTES`] visible
+/// ASCII characters, else `None` (not echoed).
+pub fn echoable_request_id(value: &[u8]) -> Option<&str> {
+    let ok = !value.is_empty()
+        && value.len() <= MAX_REQUEST_ID_BYTES
+        && value.iter().all(|b| b.is_ascii_graphic());
+    ok.then(|| std::str::from_utf8(value).ok()).flatten()
+}
 
 /// The service's answer to a request it handled (`200`): every event of the request is
 /// accepted (published and confirmed by Pub/Sub), rejected, or retryable. `accepted` and
@@ -54,12 +69,21 @@ pub struct Answer {
     /// sends them again (after `Retry-After`, when given).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retryable: Vec<Retryable>,
+    /// The request's [`REQUEST_ID_HEADER`], echoed; absent when the request had none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl Answer {
     /// An answer accepting `accepted` events, rejecting none, with none to retry.
     pub fn new(accepted: u64) -> Self {
-        Answer { accepted, rejected: Vec::new(), retryable: Vec::new() }
+        Answer { accepted, rejected: Vec::new(), retryable: Vec::new(), request_id: None }
+    }
+
+    /// Sets the echoed request id.
+    pub fn with_request_id(mut self, request_id: Option<String>) -> Self {
+        self.request_id = request_id;
+        self
     }
 
     /// Sets the rejected events.
@@ -152,6 +176,28 @@ pub fn verify_answer(content_type: Option<&str>, body: &[u8], events_sent: usize
     Ok(answer)
 }
 
+/// [`verify_answer`] for a request sent with `request_id` in its [`REQUEST_ID_HEADER`]: the
+/// answer must also echo that id, so an answer to any other request (a stale copy, a cache's)
+/// is not taken for this one's.
+///
+/// # Errors
+/// [`Error::NotAnAnswer`] as for [`verify_answer`], or naming the id that came back.
+pub fn verify_answer_to(
+    request_id: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+    events_sent: usize,
+) -> Result<Answer, Error> {
+    let answer = verify_answer(content_type, body, events_sent)?;
+    if answer.request_id.as_deref() != Some(request_id) {
+        return Err(Error::NotAnAnswer(format!(
+            "it answers request {}, this was request {request_id} (a stale or cached answer, or an event-service that does not echo `{REQUEST_ID_HEADER}`)",
+            answer.request_id.as_deref().unwrap_or("(none)")
+        )));
+    }
+    Ok(answer)
+}
+
 /// The service's own error message, when an answer other than `200` carries an
 /// [`ErrorBody`]; `None` for anything else (an HTML page, a proxy's text).
 pub fn service_error(content_type: Option<&str>, body: &[u8]) -> Option<String> {
@@ -228,6 +274,22 @@ mod tests {
         ] {
             let e = verify_answer(ct, &b, 4).expect_err(why).to_string();
             assert!(e.contains(why), "{e}");
+        }
+    }
+
+    #[test]
+    fn an_answer_to_another_request_is_not_this_ones() {
+        let answer = |id: Option<&str>| {
+            serde_json::to_vec(&Answer::new(2).with_request_id(id.map(str::to_owned))).expect("json")
+        };
+        assert!(verify_answer_to("r-1", JSON, &answer(Some("r-1")), 2).is_ok());
+        for (id, why) in [(Some("r-0"), "answers request r-0"), (None, "answers request (none)")] {
+            let e = verify_answer_to("r-1", JSON, &answer(id), 2).expect_err(why).to_string();
+            assert!(e.contains(why), "{e}");
+        }
+        assert_eq!(echoable_request_id(b"tailer-3f2a"), Some("tailer-3f2a"));
+        for bad in [&b""[..], b"a b", b"a\nb", &[b'x'; 129][..], "é".as_bytes()] {
+            assert_eq!(echoable_request_id(bad), None, "{bad:?}");
         }
     }
 

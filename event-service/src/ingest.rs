@@ -9,7 +9,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use event_model::ingest::{Answer, ErrorBody};
+use event_model::ingest::{Answer, ErrorBody, REQUEST_ID_HEADER, echoable_request_id};
 use event_model::{Enrichment, Event, Rejection};
 use prost::Message as _;
 
@@ -172,11 +172,17 @@ async fn handle(state: &AppState, req: Request) -> Response {
         return refused.into_response();
     }
     drop(body);
-    answer(state, publish(state, checked).await)
+    let request_id = parts
+        .headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| echoable_request_id(v.as_bytes()))
+        .map(str::to_owned);
+    answer(state, publish(state, checked).await, request_id)
 }
 
-/// `200` with every event's status; `503` when no event could be published or rejected.
-fn answer(state: &AppState, s: Statuses) -> Response {
+/// `200` with every event's status and the request's id; `503` when no event could be
+/// published or rejected.
+fn answer(state: &AppState, s: Statuses, request_id: Option<String>) -> Response {
     let retry_after = state.config.limits.retry_after_secs;
     if s.accepted == 0 && s.rejected.is_empty() && !s.retryable.is_empty() {
         let why = &s.retryable[0].reason;
@@ -187,7 +193,10 @@ fn answer(state: &AppState, s: Statuses) -> Response {
         );
     }
     let retry = !s.retryable.is_empty();
-    let answer = Answer::new(s.accepted).with_rejected(s.rejected).with_retryable(s.retryable);
+    let answer = Answer::new(s.accepted)
+        .with_rejected(s.rejected)
+        .with_retryable(s.retryable)
+        .with_request_id(request_id);
     let body = serde_json::to_string(&answer).unwrap_or_default();
     let mut r =
         (StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body)

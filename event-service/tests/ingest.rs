@@ -509,3 +509,28 @@ async fn unknown_types_never_become_label_values_or_oversized_attributes() {
     assert!(dead.iter().all(|m| m.attributes.values().all(|v| v.len() <= 1_024)));
     env.service.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_answer_echoes_the_request_id() {
+    let env = start(&Emulator::shared().host(), |_| {}).await;
+    let send = |id: String| {
+        let (http, url) = (env.http.clone(), env.url.clone());
+        async move {
+            let r = http
+                .post(format!("{url}/v1/events"))
+                .bearer_auth(TOKEN)
+                .header("content-type", "application/json")
+                .header("x-request-id", id)
+                .body(serde_json::json!([play_json("u")]).to_string())
+                .send()
+                .await
+                .expect("request");
+            let text = r.text().await.expect("body");
+            serde_json::from_str::<event_model::ingest::Answer>(&text).expect("the service's answer")
+        }
+    };
+    assert_eq!(send("tailer-7f3a".into()).await.request_id.as_deref(), Some("tailer-7f3a"));
+    // Not an id the service echoes: too long. The answer then names no request.
+    assert_eq!(send("x".repeat(129)).await.request_id, None);
+    env.service.shutdown().await;
+}

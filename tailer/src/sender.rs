@@ -2,7 +2,8 @@
 //!
 //! What counts as an acknowledgement is the ingest contract of [`event_model::ingest`]:
 //!
-//! * `200` with the service's own answer covering exactly the events sent: every event was
+//! * `200` with the service's own answer to this attempt (it echoes the attempt's
+//!   `x-request-id`) covering exactly the events sent: every event was
 //!   published, rejected or is retryable; rejections are logged with the file and offset of
 //!   their line and counted, never retried. Only the retryable events (their topic or the
 //!   dead-letter topic is failing) are sent again, after backoff and `Retry-After`, and
@@ -182,8 +183,14 @@ impl Sender {
     /// One attempt of a body holding `events` events.
     async fn post(&self, body: Bytes, gzipped: bool, events: usize) -> Outcome {
         let started = Instant::now();
-        let mut req =
-            self.client.post(self.url.clone()).header(CONTENT_TYPE, ingest::CONTENT_TYPE_PROTOBUF).body(body);
+        // A new id for every attempt: only the answer to this attempt acknowledges it.
+        let request_id = event_model::random_event_id();
+        let mut req = self
+            .client
+            .post(self.url.clone())
+            .header(CONTENT_TYPE, ingest::CONTENT_TYPE_PROTOBUF)
+            .header(ingest::REQUEST_ID_HEADER, &request_id)
+            .body(body);
         if gzipped {
             req = req.header(CONTENT_ENCODING, "gzip");
         }
@@ -216,7 +223,7 @@ impl Sender {
             }
         };
         match status {
-            StatusCode::OK => match ingest::verify_answer(ct, &body, events) {
+            StatusCode::OK => match ingest::verify_answer_to(&request_id, ct, &body, events) {
                 Ok(a) => Outcome::Done(a, after),
                 Err(e) => self.not_an_answer(format!("{status}: {e}"), after),
             },

@@ -1,7 +1,7 @@
 //! What counts as an acknowledgement: the tailer against small local HTTP servers that answer
 //! with something other than the event-service's own answer for the request (`200 {}`, a `200`
-//! covering only part of the batch, an HTML `400`, a proxy's `413`, a truncated answer, `401`,
-//! `403`). None of them acknowledges a line: nothing is checkpointed, the requests are retried,
+//! covering only part of the batch, a complete answer to another request, an HTML `400`, a
+//! proxy's `413`, a truncated answer, `401`, `403`). None of them acknowledges a line: nothing is checkpointed, the requests are retried,
 //! and once the server turns into a correct one every line arrives exactly once.
 
 mod common;
@@ -44,6 +44,8 @@ enum Mode {
     /// The service's answer with every second event retryable the first time it arrives
     /// (its topic failing), the others accepted.
     HalfRetryable,
+    /// A complete answer, but to another request (a stale or cached copy: another id).
+    Stale,
 }
 
 #[derive(Default)]
@@ -124,6 +126,8 @@ fn html(status: StatusCode, title: &str) -> Response {
 
 fn answer(state: &Mutex<State>, headers: &HeaderMap, body: &[u8]) -> Response {
     let batch = decode(headers, body);
+    let id =
+        headers.get(event_model::ingest::REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let mut s = state.lock().expect("state");
     let mode = s.mode.unwrap_or(Mode::Correct);
     *s.answered.entry(format!("{mode:?}")).or_default() += 1;
@@ -136,9 +140,10 @@ fn answer(state: &Mutex<State>, headers: &HeaderMap, body: &[u8]) -> Response {
         Mode::Proxy413 => html(StatusCode::PAYLOAD_TOO_LARGE, "413 Request Entity Too Large"),
         Mode::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized").into_response(),
         Mode::Forbidden => (StatusCode::FORBIDDEN, "forbidden").into_response(),
-        Mode::Partial => service_answer(n / 2),
+        Mode::Partial => service_answer(n / 2, id),
+        Mode::Stale => service_answer(n, Some("an-earlier-request".into())),
         Mode::Truncated => {
-            let full = answer_body(n);
+            let full = answer_body(n, id);
             let cut = full[..full.len() / 2].to_owned();
             (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], cut).into_response()
         }
@@ -152,7 +157,8 @@ fn answer(state: &Mutex<State>, headers: &HeaderMap, body: &[u8]) -> Response {
                     s.events.push(e.clone());
                 }
             }
-            let answer = Answer::new((n - retryable.len()) as u64).with_retryable(retryable);
+            let answer =
+                Answer::new((n - retryable.len()) as u64).with_retryable(retryable).with_request_id(id);
             let body = serde_json::to_vec(&answer).expect("json");
             (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response()
         }
@@ -161,18 +167,18 @@ fn answer(state: &Mutex<State>, headers: &HeaderMap, body: &[u8]) -> Response {
                 *s.accepted.entry(e.id.clone()).or_default() += 1;
             }
             s.events.extend(batch.events.iter().cloned());
-            service_answer(n)
+            service_answer(n, id)
         }
     }
 }
 
-/// The event-service's answer accepting `n` events, by the contract's own type.
-fn answer_body(n: usize) -> Vec<u8> {
-    serde_json::to_vec(&Answer::new(n as u64)).expect("json")
+/// The event-service's answer to request `id` accepting `n` events, by the contract's own type.
+fn answer_body(n: usize, id: Option<String>) -> Vec<u8> {
+    serde_json::to_vec(&Answer::new(n as u64).with_request_id(id)).expect("json")
 }
 
-fn service_answer(n: usize) -> Response {
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], answer_body(n)).into_response()
+fn service_answer(n: usize, id: Option<String>) -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], answer_body(n, id)).into_response()
 }
 
 /// Checks that `mode` acknowledges nothing, then that a correct server gets every line once.
@@ -236,6 +242,11 @@ async fn a_proxy_413_acknowledges_nothing_and_drops_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_truncated_answer_acknowledges_nothing() {
     nothing_is_acknowledged_by(Mode::Truncated).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_to_another_request_acknowledges_nothing() {
+    nothing_is_acknowledged_by(Mode::Stale).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

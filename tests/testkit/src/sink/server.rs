@@ -71,7 +71,7 @@ impl Shared {
                         state.stats.requests_ok += 1;
                         state.stats.events_accepted += count as u64;
                     });
-                    accepted(count, &[])
+                    accepted(count, &[], request_id(headers))
                 }
                 Err(reason) => error(StatusCode::BAD_REQUEST, reason),
             };
@@ -81,7 +81,7 @@ impl Shared {
             Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
         };
         let checked = decode::check(options.registry.as_ref(), events);
-        let response = accepted(checked.accepted.len(), &checked.rejected);
+        let response = accepted(checked.accepted.len(), &checked.rejected, request_id(headers));
         self.update(|state| {
             state.stats.requests_ok += 1;
             state.stats.events_accepted += checked.accepted.len() as u64;
@@ -252,10 +252,27 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response<Full<Bytes>
 }
 
 /// The `200` answer: `{"accepted": N, "rejected": [{"index", "reason", "kind"}, ...]}`.
-fn accepted(count: usize, rejected: &[(usize, SinkRejection)]) -> Response<Full<Bytes>> {
+/// The request's id, echoed in the answer as the event-service does.
+fn request_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(ingest::REQUEST_ID_HEADER)
+        .and_then(|v| ingest::echoable_request_id(v.as_bytes()))
+        .map(str::to_owned)
+}
+
+fn accepted(
+    count: usize,
+    rejected: &[(usize, SinkRejection)],
+    request_id: Option<String>,
+) -> Response<Full<Bytes>> {
     let rejected =
         rejected.iter().map(|(index, r)| ingest::Rejected::new(*index, &r.reason, r.kind.as_str())).collect();
-    json(StatusCode::OK, serde_json::to_string(&ingest::Answer::new(count as u64).with_rejected(rejected)))
+    json(
+        StatusCode::OK,
+        serde_json::to_string(
+            &ingest::Answer::new(count as u64).with_rejected(rejected).with_request_id(request_id),
+        ),
+    )
 }
 
 fn json(status: StatusCode, body: serde_json::Result<String>) -> Response<Full<Bytes>> {
