@@ -50,7 +50,7 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
 use event_model::{Event, EventBatch, Value, ValueKind, format_rfc3339, timestamp_from_system_time};
-use event_service::{Config, Service};
+use event_service::{Config, MirrorConfig, Service};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
@@ -110,9 +110,27 @@ struct BenchArgs {
     /// The service's publish requests in flight per topic.
     #[arg(long, default_value_t = 32)]
     publisher_in_flight: usize,
+    /// Dark-loading mirror: `none`, `sink` (mirrored to the same sink) or `stalled` (a
+    /// mirror target that accepts connections and never answers).
+    #[arg(long, value_enum, default_value_t = MirrorMode::None)]
+    mirror: MirrorMode,
+    /// The mirror's queue (`mirror.queue_events`); default: the service's default.
+    #[arg(long)]
+    mirror_queue_events: Option<usize>,
     /// Print one JSON line instead of the readable summary.
     #[arg(long)]
     json: bool,
+}
+
+/// Where the service mirrors accepted events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum MirrorMode {
+    /// No mirror.
+    None,
+    /// Mirrored to the sink, under a topic prefix.
+    Sink,
+    /// A mirror target that never answers.
+    Stalled,
 }
 
 #[derive(clap::Args, Debug)]
@@ -244,6 +262,9 @@ struct Run {
     batches: u64,
     publish_requests: u64,
     published: u64,
+    /// Events the mirror confirmed, and those it dropped (queue full), during the run.
+    mirrored: u64,
+    mirror_dropped: u64,
 }
 
 async fn run_bench(args: &BenchArgs, exe: &Path, registry: &Path, sink: SocketAddr) -> anyhow::Result<Run> {
@@ -256,6 +277,20 @@ async fn run_bench(args: &BenchArgs, exe: &Path, registry: &Path, sink: SocketAd
     config.shutdown_timeout_secs = 10;
     config.publisher.delay_ms = args.delay_ms;
     config.publisher.max_in_flight_requests = args.publisher_in_flight;
+    // Held for the whole run: its connections are accepted by the kernel and never answered.
+    let stalled = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    config.mirror = match args.mirror {
+        MirrorMode::None => None,
+        MirrorMode::Sink => Some(MirrorConfig::new("mirror-")),
+        MirrorMode::Stalled => {
+            let mut m = MirrorConfig::new("mirror-");
+            m.emulator_host = Some(stalled.local_addr()?.to_string());
+            Some(m)
+        }
+    };
+    if let (Some(m), Some(n)) = (config.mirror.as_mut(), args.mirror_queue_events) {
+        m.queue_events = n;
+    }
     let service = Service::start(config).await.context("starting the event-service")?;
     let addr = service.local_addr();
     wait_ready(addr, Duration::from_secs(20)).await?;
@@ -284,6 +319,8 @@ async fn run_bench(args: &BenchArgs, exe: &Path, registry: &Path, sink: SocketAd
     let load: serde_json::Value =
         serde_json::from_str(stdout.trim()).with_context(|| format!("load generator printed {stdout:?}"))?;
     let stats = service.state().publishers.get(TOPIC).context("the service's publisher")?.stats();
+    let metrics = &service.state().metrics;
+    let (mirrored, mirror_dropped) = (metrics.mirrored.get(), metrics.mirror_dropped.get());
     service.shutdown().await;
     Ok(Run {
         load,
@@ -293,6 +330,8 @@ async fn run_bench(args: &BenchArgs, exe: &Path, registry: &Path, sink: SocketAd
         batches: stats.batches_published,
         publish_requests: stats.requests,
         published: stats.messages_published,
+        mirrored,
+        mirror_dropped,
     })
 }
 
@@ -327,6 +366,9 @@ fn report(args: &BenchArgs, run: &Run, sink: &serde_json::Value) -> anyhow::Resu
         "sink_cpu_us_per_event": per_event_us(sink_cpu),
         "sink_messages": sink["messages"],
         "published": run.published,
+        "mirror": format!("{:?}", args.mirror).to_lowercase(),
+        "mirrored": run.mirrored,
+        "mirror_dropped": run.mirror_dropped,
         "publish_batches": run.batches,
         "publish_requests": run.publish_requests,
         "service_peak_rss_mib": run.peak_rss_kib as f64 / 1024.0,
@@ -340,11 +382,14 @@ fn report(args: &BenchArgs, run: &Run, sink: &serde_json::Value) -> anyhow::Resu
     }
     writeln!(
         out,
-        "encoding {}, batch {}, concurrency {}, publisher delay {} ms",
+        "encoding {}, batch {}, concurrency {}, publisher delay {} ms, mirror {:?} ({} mirrored, {} dropped)",
         args.encoding.name(),
         args.batch,
         args.concurrency,
-        args.delay_ms
+        args.delay_ms,
+        args.mirror,
+        run.mirrored,
+        run.mirror_dropped
     )?;
     writeln!(
         out,

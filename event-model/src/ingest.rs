@@ -16,6 +16,18 @@
 //! service answers `503` with an [`ErrorBody`] and `Retry-After` instead, which senders that
 //! predate the `retryable` list also retry.
 //!
+//! Every answer of `POST` [`PATH`], and what a sender does with it:
+//!
+//! | status | body | meaning | the sender |
+//! |---|---|---|---|
+//! | `200` | [`Answer`] echoing [`REQUEST_ID_HEADER`] | every event accepted, rejected or retryable | drops the rejected (logged, counted), re-sends only the retryable, after `Retry-After` when given |
+//! | `400` | [`ErrorBody`] | the body as a whole is unreadable (framing, gzip) | splits the batch; a single event so refused is dropped |
+//! | `413` | [`ErrorBody`] | over the body limit (after decompression), the event count, or the token's burst | splits the batch; a single event so refused is dropped |
+//! | `401` / `403` | [`ErrorBody`] | no valid token / the token may not send for an event's source | retries (and says so): an operator fixes the configuration |
+//! | `415` | [`ErrorBody`] | unsupported `Content-Type` | retries |
+//! | `429` / `503` | [`ErrorBody`], `Retry-After` | overloaded, over the token's rate / nothing could be published | retries after `Retry-After` |
+//! | anything else, or any of these without the service's body | — | not the event-service's answer | retries; nothing is acknowledged |
+//!
 //! ```
 //! use event_model::ingest::{Answer, Rejected, Retryable, verify_answer};
 //!

@@ -357,21 +357,23 @@ pub struct MirrorConfig {
     pub emulator_host: Option<String>,
     /// Most events waiting in the mirror's own queue for its publishers. Ingest never waits
     /// for the mirror: an event offered while the queue is full is dropped from the mirror
-    /// (only) and counted in `event_service_mirror_dropped_total`. Default: 100,000.
+    /// (only) and counted in `event_service_mirror_dropped_total`. The mirror's publishers hold at
+    /// most as many (and as many bytes as `queue_bytes`), so a stalled mirror target keeps at
+    /// most twice these limits in memory. Default: 10,000.
     #[serde(default = "default_mirror_queue_events")]
     pub queue_events: usize,
     /// Most bytes (payload and attributes) of the events in the mirror's queue; above it events
-    /// are dropped from the mirror as for `queue_events`. Default: 64 MiB.
+    /// are dropped from the mirror as for `queue_events`. Default: 16 MiB.
     #[serde(default = "default_mirror_queue_bytes")]
     pub queue_bytes: usize,
 }
 
 fn default_mirror_queue_events() -> usize {
-    100_000
+    10_000
 }
 
 fn default_mirror_queue_bytes() -> usize {
-    64 * 1024 * 1024
+    16 * 1024 * 1024
 }
 
 impl Default for Config {
@@ -677,7 +679,7 @@ mod tests {
             Config::from_toml_str("[auth]\nallow_unauthenticated = true\n[mirror]\ntopic_prefix = \"x-\"")
                 .expect("parses");
         let m = c.mirror.as_ref().expect("mirror");
-        assert_eq!((m.queue_events, m.queue_bytes), (100_000, 64 * 1024 * 1024));
+        assert_eq!((m.queue_events, m.queue_bytes), (10_000, 16 * 1024 * 1024));
         c.validate().expect("valid");
         for (text, what) in [
             ("queue_events = 0", "mirror.queue_events must be at least 1"),

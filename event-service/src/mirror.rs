@@ -91,6 +91,12 @@ impl Mirror {
     /// returns `false`, and counts the event in `event_service_mirror_dropped_total`, when the
     /// queue is full (by events or bytes) or the mirror was shut down.
     pub fn offer(&self, topic: &str, msg: Message) -> bool {
+        // A full queue (the usual state while the mirror target is stalled) drops at once,
+        // before anything is sized, counted or allocated.
+        if self.tx.capacity() == 0 {
+            self.metrics.mirror_dropped.inc();
+            return false;
+        }
         let size = msg.size();
         let reserved = self
             .counts

@@ -196,8 +196,13 @@ impl AppState {
                 let project = m.project.as_deref().unwrap_or(&config.project);
                 let emulator = m.emulator_host.as_ref().or(config.emulator_host.as_ref());
                 let c = build_client(project, emulator).await?;
-                let p = Publishers::new(c, m.topic_prefix.clone(), &config.publisher);
-                Some(Mirror::new(p, m, config.publisher.max_outstanding_messages, metrics.clone()))
+                // The mirror's publishers hold at most what its queue holds, so a stalled
+                // mirror target keeps at most twice the queue's limits in memory.
+                let mut settings = config.publisher.clone();
+                settings.max_outstanding_messages = settings.max_outstanding_messages.min(m.queue_events);
+                settings.max_outstanding_bytes = settings.max_outstanding_bytes.min(m.queue_bytes);
+                let p = Publishers::new(c, m.topic_prefix.clone(), &settings);
+                Some(Mirror::new(p, m, settings.max_outstanding_messages, metrics.clone()))
             }
             None => None,
         };
