@@ -65,6 +65,10 @@ pub struct PipelineOptions {
     /// pile up in Pub/Sub first; [`Pipeline::start_exporters`](crate::Pipeline::start_exporters)
     /// starts them. Default false.
     pub defer_exporters: bool,
+    /// The tailer's `service.url` at its first start; `None` (the default) is the
+    /// event-service's ingest URL. [`Pipeline::restart_tailer_at`](crate::Pipeline::restart_tailer_at)
+    /// changes it.
+    pub tailer_url: Option<String>,
 }
 
 impl PipelineOptions {
@@ -84,7 +88,15 @@ impl PipelineOptions {
             file_max_age_ms: 1000,
             replicas: vec![None],
             defer_exporters: false,
+            tailer_url: None,
         }
+    }
+
+    /// Starts the tailer with `service.url = url` rather than the event-service's ingest URL
+    /// (see [`tailer_url`](Self::tailer_url)).
+    pub fn with_tailer_url(mut self, url: impl Into<String>) -> Self {
+        self.tailer_url = Some(url.into());
+        self
     }
 
     /// Runs one exporter process per entry of `replicas` (see [`replicas`](Self::replicas)).
@@ -201,24 +213,8 @@ pub(crate) fn write_configs(o: &PipelineOptions, w: &Wiring) -> Result<ConfigFil
             token = o.token,
         ),
     )?;
-    write(
-        &files.tailer,
-        &format!(
-            "host = \"e2e-host\"\ndata_dir = \"tailer-data\"\nregistry = \"registry.toml\"\n\
-             metrics_listen = \"127.0.0.1:{mport}\"\n\
-             [service]\nurl = \"http://127.0.0.1:{sport}/v1/events\"\ntoken = \"{token}\"\n\
-             timeout_secs = 10\nretry_initial_ms = 50\nretry_max_ms = 1000\n\
-             [batch]\nmax_delay_ms = 100\n\
-             [read]\nmax_line_bytes = {max_line}\nrotated_idle_ms = 2000\nshutdown_timeout_secs = 5\n\
-             [[sources]]\ninclude = [\"{logs}/events.log*\"]\n\
-             [sources.parse]\nformat = \"syslog\"\npayload = \"tsv\"\ntag = \"eventlog\"\n",
-            mport = w.tailer_metrics_port,
-            sport = w.service_port,
-            token = o.token,
-            max_line = o.max_line_bytes,
-            logs = files.log_dir.display(),
-        ),
-    )?;
+    let url = o.tailer_url.clone().unwrap_or_else(|| service_ingest_url(w.service_port));
+    write(&files.tailer, &tailer_toml(o, w.tailer_metrics_port, &url, &files.log_dir))?;
     let storage = match (&o.storage, &w.gcs_endpoint) {
         (StorageKind::Gcs { bucket, .. }, Some(endpoint)) => {
             format!("[storage]\nkind = \"gcs\"\nbucket = \"{bucket}\"\nendpoint = \"{endpoint}\"\n")
@@ -247,6 +243,29 @@ pub(crate) fn write_configs(o: &PipelineOptions, w: &Wiring) -> Result<ConfigFil
         )?;
     }
     Ok(files)
+}
+
+/// The event-service's ingest URL on `port`.
+pub(crate) fn service_ingest_url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}{}", event_model::ingest::PATH)
+}
+
+/// The tailer's config: metrics on `metrics_port`, sending to `url`, following
+/// `<log_dir>/events.log*`.
+pub(crate) fn tailer_toml(o: &PipelineOptions, metrics_port: u16, url: &str, log_dir: &Path) -> String {
+    format!(
+        "host = \"e2e-host\"\ndata_dir = \"tailer-data\"\nregistry = \"registry.toml\"\n\
+         metrics_listen = \"127.0.0.1:{metrics_port}\"\n\
+         [service]\nurl = \"{url}\"\ntoken = \"{token}\"\n\
+         timeout_secs = 10\nretry_initial_ms = 50\nretry_max_ms = 1000\n\
+         [batch]\nmax_delay_ms = 100\n\
+         [read]\nmax_line_bytes = {max_line}\nrotated_idle_ms = 2000\nshutdown_timeout_secs = 5\n\
+         [[sources]]\ninclude = [\"{logs}/events.log*\"]\n\
+         [sources.parse]\nformat = \"syslog\"\npayload = \"tsv\"\ntag = \"eventlog\"\n",
+        token = o.token,
+        max_line = o.max_line_bytes,
+        logs = log_dir.display(),
+    )
 }
 
 /// The name of exporter replica `i`'s config (`ext` `toml`) or log (`log`): `exporter.<ext>`

@@ -32,6 +32,7 @@ mod process;
 mod scenario;
 mod summary;
 mod verify;
+mod wrong_endpoint;
 
 pub use bins::Binaries;
 pub use config::{ACK_DEADLINE_SECS, PipelineOptions, StorageKind};
@@ -39,9 +40,10 @@ pub use error::{Error, Result};
 pub use loggen::{BadKind, HOUR, LogGen, LogOptions, Written, unix_ms};
 pub use pipeline::{Component, Pipeline, metric_sum};
 pub use process::Proc;
-pub use scenario::{Disruption, Scenario, ScenarioReport, run_scenario};
+pub use scenario::{Disruption, Scenario, ScenarioReport, WRONG_ENDPOINT_REQUESTS, run_scenario};
 pub use summary::{Rejections, Summary};
 pub use verify::{Verification, sample_seq, verify};
+pub use wrong_endpoint::{WrongAnswer, WrongEndpoint};
 
 /// The first of the sample's two event-time hours: four hours ago. The sample's events are
 /// shuffled over both hours, so up to two hours out of order; with the exporter's lateness of

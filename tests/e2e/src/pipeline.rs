@@ -13,7 +13,10 @@ use object_store::ObjectStore;
 use testkit::{Emulator, FaultProxy};
 
 use crate::bins::Binaries;
-use crate::config::{ConfigFiles, PipelineOptions, StorageKind, Wiring, replica_file, write_configs};
+use crate::config::{
+    ConfigFiles, PipelineOptions, StorageKind, Wiring, replica_file, service_ingest_url, tailer_toml,
+    write_configs,
+};
 use crate::error::{Error, Result};
 use crate::process::Proc;
 
@@ -350,6 +353,32 @@ impl Pipeline {
             }
             tokio::time::sleep(POLL).await;
         }
+    }
+
+    /// The tailer's `service.url` now: [`PipelineOptions::tailer_url`] or the event-service's
+    /// ingest URL.
+    pub fn tailer_url(&self) -> String {
+        self.opts.tailer_url.clone().unwrap_or_else(|| service_ingest_url(self.service_port))
+    }
+
+    /// What an operator does after fixing the tailer's `service.url`: stops the tailer with
+    /// `SIGTERM` (it must exit 0 within the grace period), rewrites its config with
+    /// `service.url = url` (`None`: the event-service's ingest URL) and starts it again,
+    /// waiting for its health check.
+    pub async fn restart_tailer_at(&mut self, url: Option<&str>) -> Result<()> {
+        if self.tailer.is_running() {
+            let status = self.tailer.terminate(STOP_GRACE).await?;
+            if !status.success() {
+                return Err(Error::Process(format!(
+                    "the tailer exited with {status} on SIGTERM; its log ends with:\n{}",
+                    self.tailer.log_tail(20)
+                )));
+            }
+        }
+        self.opts.tailer_url = url.map(str::to_owned);
+        let text = tailer_toml(&self.opts, self.tailer_metrics_port, &self.tailer_url(), &self.files.log_dir);
+        std::fs::write(&self.files.tailer, text).map_err(|e| Error::io(&self.files.tailer, e))?;
+        self.start_component(Component::Tailer).await
     }
 
     /// Kills a component with `SIGKILL`.

@@ -12,6 +12,11 @@
 //! start it again, and scale in; with [`Scenario::with_backlog`] its first steps pile up in
 //! Pub/Sub before any exporter starts; with [`Scenario::with_moving_window`] the event time
 //! moves forward as it writes, so hours close while the disruptions happen.
+//!
+//! With [`Scenario::with_wrong_endpoint`] the tailer starts with its `service.url` at a
+//! [`WrongEndpoint`], a server that is not the event-service, and is moved to the next one and
+//! at last to the event-service as an operator fixing the config would: stopped with
+//! `SIGTERM`, its config rewritten, started again.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -25,6 +30,7 @@ use crate::error::{Error, Result};
 use crate::loggen::{HOUR, LogGen, LogOptions};
 use crate::pipeline::{Component, Pipeline};
 use crate::verify::{Verification, verify};
+use crate::wrong_endpoint::{WrongAnswer, WrongEndpoint};
 
 /// One disruption, done after a step of writing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +105,13 @@ pub struct Scenario {
     pub window_hours: Option<u32>,
     /// Pause after each step. Default 200 ms.
     pub step_pause: Duration,
+    /// Phases of a misconfigured tailer, in order: `(last_step, answer)`. The tailer starts
+    /// with its `service.url` at a [`WrongEndpoint`] answering the first entry's way; after
+    /// the entry's last step is written and the server has answered
+    /// [`WRONG_ENDPOINT_REQUESTS`] requests (each counted by the tailer as a non-answer, and
+    /// its log naming the URL), the tailer is stopped with `SIGTERM` and started again at the
+    /// next entry's server, after the last entry at the event-service. Default none.
+    pub wrong_endpoints: Vec<(u32, WrongAnswer)>,
 }
 
 impl Scenario {
@@ -119,7 +132,17 @@ impl Scenario {
             hours: 2,
             window_hours: None,
             step_pause: Duration::from_millis(200),
+            wrong_endpoints: Vec::new(),
         }
+    }
+
+    /// Adds a phase of a misconfigured tailer ending after step `last_step`: its
+    /// `service.url` at a server answering every request with `answer` (see
+    /// [`Scenario::wrong_endpoints`]). Phases run in the order added; the first starts with
+    /// the pipeline.
+    pub fn with_wrong_endpoint(mut self, last_step: u32, answer: WrongAnswer) -> Self {
+        self.wrong_endpoints.push((last_step, answer));
+        self
     }
 
     /// Adds disruption `d` after step `step`.
@@ -211,6 +234,18 @@ pub struct ScenarioReport {
     pub pubsub_faults: usize,
     /// Faults injected into GCS requests.
     pub gcs_faults: usize,
+    /// Phases the tailer spent pointed at a [`WrongEndpoint`].
+    pub wrong_phases: u32,
+    /// Requests the wrong endpoints answered.
+    pub wrong_requests: u64,
+    /// Answers the tailer counted as not the event-service's (`tailer_non_answers_total`)
+    /// while pointed at the wrong endpoints, summed over the phases.
+    pub non_answers: u64,
+    /// Phases in which the tailer's log named the wrong endpoint's URL.
+    pub wrong_urls_logged: u32,
+    /// Events the tailer counted as acknowledged (`tailer_events_acked_total`) while pointed
+    /// at the wrong endpoints: 0 unless it took their answers for acknowledgements.
+    pub acked_by_wrong: u64,
     /// Lost events.
     pub lost: u64,
     /// Duplicated events.
@@ -264,6 +299,18 @@ impl fmt::Display for ScenarioReport {
         if let Some(e) = &self.error {
             write!(f, " ({e})")?;
         }
+        if self.wrong_phases > 0 {
+            write!(
+                f,
+                "\n  wrong endpoints: {} phases, {} requests answered, tailer non-answers {}, URL logged in {} \
+                 phases, events acknowledged meanwhile {}",
+                self.wrong_phases,
+                self.wrong_requests,
+                self.non_answers,
+                self.wrong_urls_logged,
+                self.acked_by_wrong
+            )?;
+        }
         for a in &self.actions {
             write!(f, "\n  {a}")?;
         }
@@ -310,6 +357,11 @@ fn random_faults() -> Vec<Fault> {
 const CLOSING_WATCH: Duration = Duration::from_secs(3);
 /// How long the backlog may take to be acknowledged by the event-service.
 const BACKLOG_TIMEOUT: Duration = Duration::from_secs(60);
+/// Requests a [`WrongEndpoint`] answers (and the tailer counts as non-answers) before the
+/// tailer is moved on from it ([`Scenario::wrong_endpoints`]).
+pub const WRONG_ENDPOINT_REQUESTS: u64 = 8;
+/// How long a wrong-endpoint phase may take to reach [`WRONG_ENDPOINT_REQUESTS`].
+const WRONG_ENDPOINT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs `s` in `dir` against the emulator at `emulator_host`.
 pub async fn run_scenario(
@@ -319,6 +371,10 @@ pub async fn run_scenario(
     dir: &std::path::Path,
 ) -> Result<ScenarioReport> {
     let started = Instant::now();
+    let mut wrong = Vec::new();
+    for (last_step, answer) in &s.wrong_endpoints {
+        wrong.push((*last_step, WrongEndpoint::start(*answer).await?));
+    }
     let mut opts = PipelineOptions::new(dir)
         .with_emulator_host(emulator_host)
         .with_idle_secs(s.idle_secs)
@@ -328,7 +384,11 @@ pub async fn run_scenario(
     if let Some((endpoint, bucket)) = &s.gcs {
         opts = opts.with_storage(StorageKind::Gcs { endpoint: endpoint.clone(), bucket: bucket.clone() });
     }
+    if let Some((_, w)) = wrong.first() {
+        opts = opts.with_tailer_url(w.url());
+    }
     let mut p = Pipeline::start(opts, bins).await?;
+    let mut phases = WrongPhases::default();
     if let Some(proxy) = p.pubsub_proxy() {
         proxy.set_recording(false);
         if s.pubsub_fault_rate > 0.0 {
@@ -450,8 +510,19 @@ pub async fn run_scenario(
                 }
             }
         }
+        while wrong.get(phases.done).is_some_and(|(last, _)| *last <= step) {
+            let next = wrong.get(phases.done + 1).map(|(_, w)| w.url());
+            phases
+                .end(&mut p, &wrong[phases.done].1, next.as_deref(), &format!("step {step}"), &mut actions)
+                .await?;
+        }
         // Spread the steps over time, so disruptions meet traffic in flight.
         tokio::time::sleep(s.step_pause).await;
+    }
+    // Phases planned past the last step end now.
+    while phases.done < wrong.len() {
+        let next = wrong.get(phases.done + 1).map(|(_, w)| w.url());
+        phases.end(&mut p, &wrong[phases.done].1, next.as_deref(), "after the steps", &mut actions).await?;
     }
     if s.backlog_steps >= s.steps {
         p.start_exporters().await?;
@@ -479,6 +550,11 @@ pub async fn run_scenario(
         blackouts,
         pubsub_faults: p.pubsub_proxy().map_or(0, testkit::FaultProxy::faults_injected),
         gcs_faults: p.gcs_proxy().map_or(0, testkit::FaultProxy::faults_injected),
+        wrong_phases: phases.done as u32,
+        wrong_requests: wrong.iter().map(|(_, w)| w.requests()).sum(),
+        non_answers: phases.non_answers,
+        wrong_urls_logged: phases.urls_logged,
+        acked_by_wrong: phases.acked,
         lost: v.lost,
         duplicated: v.duplicates,
         other_errors: v.unexpected + v.misplaced + v.manifest_errors.len() as u64,
@@ -505,6 +581,72 @@ async fn pick_closing(p: &Pipeline, among: &[usize]) -> Option<(usize, bool)> {
 
 fn closing(c: bool) -> &'static str {
     if c { " (closing)" } else { "" }
+}
+
+/// What the tailer did while pointed at wrong endpoints, phase by phase.
+#[derive(Debug, Default)]
+struct WrongPhases {
+    /// Phases ended.
+    done: usize,
+    /// Where the tailer's log stood when the current phase began.
+    log_offset: u64,
+    non_answers: u64,
+    urls_logged: u32,
+    acked: u64,
+}
+
+impl WrongPhases {
+    /// Ends the current phase, the tailer at `w`: waits until `w` has answered
+    /// [`WRONG_ENDPOINT_REQUESTS`] requests, the tailer counted as many non-answers and its
+    /// log named the URL, or until the tailer counts an event acknowledged (which it must not;
+    /// the verification then finds what it lost). Then restarts the tailer at `next` (`None`:
+    /// the event-service).
+    async fn end(
+        &mut self,
+        p: &mut Pipeline,
+        w: &WrongEndpoint,
+        next: Option<&str>,
+        when: &str,
+        actions: &mut Vec<String>,
+    ) -> Result<()> {
+        let url = w.url();
+        let deadline = tokio::time::Instant::now() + WRONG_ENDPOINT_TIMEOUT;
+        let (non_answers, acked, logged) = loop {
+            let non_answers =
+                p.metric(Component::Tailer, "tailer_non_answers_total").await.unwrap_or(0.0) as u64;
+            let acked = p.metric(Component::Tailer, "tailer_events_acked_total").await.unwrap_or(0.0) as u64;
+            let logged = p.process(Component::Tailer).log_since(self.log_offset).contains(&url);
+            let retried = w.requests() >= WRONG_ENDPOINT_REQUESTS && non_answers >= WRONG_ENDPOINT_REQUESTS;
+            if (retried && logged) || acked > 0 {
+                break (non_answers, acked, logged);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Timeout(format!(
+                    "the tailer pointed at {url} ({}): after {WRONG_ENDPOINT_TIMEOUT:?} the server answered {} \
+                     requests, the tailer counts {non_answers} non-answers (want {WRONG_ENDPOINT_REQUESTS} each), \
+                     its log {} the URL",
+                    w.answer(),
+                    w.requests(),
+                    if logged { "names" } else { "does not name" }
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        self.non_answers += non_answers;
+        self.acked += acked;
+        self.urls_logged += u32::from(logged);
+        let to = next.unwrap_or("the event-service");
+        actions.push(format!(
+            "{when}: tailer at {url} ({}): {} requests answered, {non_answers} non-answers counted, {acked} events \
+             acknowledged, URL {}in its log; SIGTERM, restarted at {to}",
+            w.answer(),
+            w.requests(),
+            if logged { "" } else { "not " }
+        ));
+        self.log_offset = p.process(Component::Tailer).log_len();
+        self.done += 1;
+        p.restart_tailer_at(next).await
+    }
 }
 
 /// Waits until the tailer counts `events` events acknowledged by the event-service (which

@@ -8,7 +8,10 @@
 
 use std::time::Duration;
 
-use e2e::{ACK_DEADLINE_SECS, Binaries, Component, Disruption, Scenario, ScenarioReport, run_scenario};
+use e2e::{
+    ACK_DEADLINE_SECS, Binaries, Component, Disruption, Scenario, ScenarioReport, WRONG_ENDPOINT_REQUESTS,
+    WrongAnswer, run_scenario,
+};
 use testkit::{Emulator, FakeGcs};
 use tokio::sync::Semaphore;
 
@@ -106,6 +109,31 @@ async fn everything_at_once() {
             .with_disruptions(1, Disruption::PubsubBlackout(Duration::from_secs(5))),
     )
     .await;
+}
+
+/// The tailer's `service.url` at a server that is not the event-service: first one answering
+/// every request `200 {}` (a tailer taking any `200` for an acknowledgement lost every line to
+/// it), then, after a restart, one answering an HTML `400` page (a TLS port spoken to in plain
+/// HTTP; a tailer taking any `400` for the service's "bad batch" split and dropped every
+/// event), each while steps are written and until it has answered
+/// [`WRONG_ENDPOINT_REQUESTS`] requests; then the tailer is stopped and started at the
+/// event-service, as an operator does after fixing the config. Nothing may have been
+/// acknowledged meanwhile, so every event still arrives exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tailer_pointed_at_a_wrong_endpoint() {
+    let report = check(
+        Scenario::new("wrong-endpoint", events(), 12)
+            .with_wrong_endpoint(2, WrongAnswer::EmptyObject)
+            .with_wrong_endpoint(4, WrongAnswer::Html400),
+    )
+    .await;
+    assert_eq!(report.wrong_phases, 2, "{report}");
+    assert_eq!(report.acked_by_wrong, 0, "nothing acknowledged by a wrong endpoint: {report}");
+    assert!(
+        report.non_answers >= 2 * WRONG_ENDPOINT_REQUESTS,
+        "the tailer counted the non-answers: {report}"
+    );
+    assert_eq!(report.wrong_urls_logged, 2, "the tailer's log named each wrong URL: {report}");
 }
 
 /// Acceptance of "exporter: exactly once with many replicas": three exporter replicas on one
