@@ -160,12 +160,10 @@ impl Tokens {
                 let count = |reason: &str| {
                     drop(metrics.token_refusals.get_or_create(&TokenLabels::new(&label, reason)));
                 };
-                if sources.is_some() {
-                    count(SOURCE_NOT_ALLOWED);
-                }
-                if limit.is_some() {
-                    count(RATE_LIMITED);
-                    count(OVER_BURST);
+                // Every configured token's counters exist at 0, so the series (and the alert
+                // on them) are there before the first refusal, bound tokens or not.
+                for reason in [SOURCE_NOT_ALLOWED, RATE_LIMITED, OVER_BURST] {
+                    count(reason);
                 }
                 Token { secret: t.token.clone(), label, sources, limit }
             })
