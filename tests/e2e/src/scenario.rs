@@ -241,11 +241,16 @@ pub struct ScenarioReport {
     /// Answers the tailer counted as not the event-service's (`tailer_non_answers_total`)
     /// while pointed at the wrong endpoints, summed over the phases.
     pub non_answers: u64,
-    /// Phases in which the tailer's log named the wrong endpoint's URL.
+    /// Phases in which the tailer's log said that the wrong endpoint's URL did not answer as
+    /// the event-service does.
     pub wrong_urls_logged: u32,
     /// Events the tailer counted as acknowledged (`tailer_events_acked_total`) while pointed
     /// at the wrong endpoints: 0 unless it took their answers for acknowledgements.
     pub acked_by_wrong: u64,
+    /// Events the tailer counted as rejected by the service and dropped
+    /// (`tailer_events_rejected_total`) while pointed at the wrong endpoints: 0 unless it took
+    /// their errors for the service's.
+    pub rejected_by_wrong: u64,
     /// Lost events.
     pub lost: u64,
     /// Duplicated events.
@@ -303,12 +308,13 @@ impl fmt::Display for ScenarioReport {
             write!(
                 f,
                 "\n  wrong endpoints: {} phases, {} requests answered, tailer non-answers {}, URL logged in {} \
-                 phases, events acknowledged meanwhile {}",
+                 phases, events acknowledged meanwhile {}, rejected meanwhile {}",
                 self.wrong_phases,
                 self.wrong_requests,
                 self.non_answers,
                 self.wrong_urls_logged,
-                self.acked_by_wrong
+                self.acked_by_wrong,
+                self.rejected_by_wrong
             )?;
         }
         for a in &self.actions {
@@ -360,6 +366,8 @@ const BACKLOG_TIMEOUT: Duration = Duration::from_secs(60);
 /// Requests a [`WrongEndpoint`] answers (and the tailer counts as non-answers) before the
 /// tailer is moved on from it ([`Scenario::wrong_endpoints`]).
 pub const WRONG_ENDPOINT_REQUESTS: u64 = 8;
+/// What the tailer logs (with the URL) about an answer that is not the event-service's.
+const NON_ANSWER_LOG: &str = "did not answer as the event-service does";
 /// How long a wrong-endpoint phase may take to reach [`WRONG_ENDPOINT_REQUESTS`].
 const WRONG_ENDPOINT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -555,6 +563,7 @@ pub async fn run_scenario(
         non_answers: phases.non_answers,
         wrong_urls_logged: phases.urls_logged,
         acked_by_wrong: phases.acked,
+        rejected_by_wrong: phases.rejected,
         lost: v.lost,
         duplicated: v.duplicates,
         other_errors: v.unexpected + v.misplaced + v.manifest_errors.len() as u64,
@@ -593,14 +602,15 @@ struct WrongPhases {
     non_answers: u64,
     urls_logged: u32,
     acked: u64,
+    rejected: u64,
 }
 
 impl WrongPhases {
     /// Ends the current phase, the tailer at `w`: waits until `w` has answered
     /// [`WRONG_ENDPOINT_REQUESTS`] requests, the tailer counted as many non-answers and its
-    /// log named the URL, or until the tailer counts an event acknowledged (which it must not;
-    /// the verification then finds what it lost). Then restarts the tailer at `next` (`None`:
-    /// the event-service).
+    /// log said the URL did not answer as the event-service does, or until the tailer counts
+    /// an event acknowledged or rejected (which it must not; the verification then finds what
+    /// it lost). Then restarts the tailer at `next` (`None`: the event-service).
     async fn end(
         &mut self,
         p: &mut Pipeline,
@@ -611,14 +621,18 @@ impl WrongPhases {
     ) -> Result<()> {
         let url = w.url();
         let deadline = tokio::time::Instant::now() + WRONG_ENDPOINT_TIMEOUT;
-        let (non_answers, acked, logged) = loop {
-            let non_answers =
-                p.metric(Component::Tailer, "tailer_non_answers_total").await.unwrap_or(0.0) as u64;
-            let acked = p.metric(Component::Tailer, "tailer_events_acked_total").await.unwrap_or(0.0) as u64;
-            let logged = p.process(Component::Tailer).log_since(self.log_offset).contains(&url);
+        let (non_answers, acked, rejected, logged) = loop {
+            let non_answers = tailer_count(p, "tailer_non_answers_total").await;
+            let acked = tailer_count(p, "tailer_events_acked_total").await;
+            let rejected = tailer_count(p, "tailer_events_rejected_total").await;
+            let logged = p
+                .process(Component::Tailer)
+                .log_since(self.log_offset)
+                .lines()
+                .any(|l| l.contains(&url) && l.contains(NON_ANSWER_LOG));
             let retried = w.requests() >= WRONG_ENDPOINT_REQUESTS && non_answers >= WRONG_ENDPOINT_REQUESTS;
-            if (retried && logged) || acked > 0 {
-                break (non_answers, acked, logged);
+            if (retried && logged) || acked > 0 || rejected > 0 {
+                break (non_answers, acked, rejected, logged);
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(Error::Timeout(format!(
@@ -634,11 +648,12 @@ impl WrongPhases {
         };
         self.non_answers += non_answers;
         self.acked += acked;
+        self.rejected += rejected;
         self.urls_logged += u32::from(logged);
         let to = next.unwrap_or("the event-service");
         actions.push(format!(
             "{when}: tailer at {url} ({}): {} requests answered, {non_answers} non-answers counted, {acked} events \
-             acknowledged, URL {}in its log; SIGTERM, restarted at {to}",
+             acknowledged, {rejected} rejected, URL {}logged as not answering; SIGTERM, restarted at {to}",
             w.answer(),
             w.requests(),
             if logged { "" } else { "not " }
@@ -647,6 +662,11 @@ impl WrongPhases {
         self.done += 1;
         p.restart_tailer_at(next).await
     }
+}
+
+/// A counter of the tailer's metrics, 0 when it cannot be read.
+async fn tailer_count(p: &Pipeline, name: &str) -> u64 {
+    p.metric(Component::Tailer, name).await.unwrap_or(0.0) as u64
 }
 
 /// Waits until the tailer counts `events` events acknowledged by the event-service (which

@@ -129,11 +129,12 @@ async fn tailer_pointed_at_a_wrong_endpoint() {
     .await;
     assert_eq!(report.wrong_phases, 2, "{report}");
     assert_eq!(report.acked_by_wrong, 0, "nothing acknowledged by a wrong endpoint: {report}");
+    assert_eq!(report.rejected_by_wrong, 0, "nothing dropped as rejected by a wrong endpoint: {report}");
     assert!(
         report.non_answers >= 2 * WRONG_ENDPOINT_REQUESTS,
         "the tailer counted the non-answers: {report}"
     );
-    assert_eq!(report.wrong_urls_logged, 2, "the tailer's log named each wrong URL: {report}");
+    assert_eq!(report.wrong_urls_logged, 2, "the tailer logged each wrong URL as not answering: {report}");
 }
 
 /// Acceptance of "exporter: exactly once with many replicas": three exporter replicas on one
