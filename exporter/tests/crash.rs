@@ -54,9 +54,34 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     .await;
     kill9(&mut child);
     let ids = closed_ids(&root);
-    assert!(closed, "{} manifests, {} ids", manifests(&root).len(), ids.len());
+    assert!(closed, "{}", not_closed(&root, &ids, n as usize, env.part_events()));
     assert_eq!(ids.len(), n as usize);
     assert!(ids.values().all(|c| *c == 1), "an id twice");
+}
+
+/// What a failed wait found: each closed hour's count, the staged part events, and the hours
+/// (from their event times, 3 s apart from `h0`) of the ids in no closed hour.
+fn not_closed(
+    root: &std::path::Path,
+    ids: &std::collections::HashMap<String, usize>,
+    n: usize,
+    parts: usize,
+) -> String {
+    let hours: Vec<String> = manifests(root)
+        .iter()
+        .map(|(dir, m)| format!("{}: {} events ({} late)", dir.display(), m.event_count, m.late_events))
+        .collect();
+    let mut missing: std::collections::BTreeMap<usize, usize> = std::collections::BTreeMap::new();
+    for i in 0..n {
+        if !ids.contains_key(&format!("k{i:05}")) {
+            *missing.entry(i * 3 / 3600).or_default() += 1;
+        }
+    }
+    format!(
+        "{} ids in closed hours of {n}; closed hours: {hours:?}; events in staged parts: {parts}; \
+         missing ids by hour after h0: {missing:?}",
+        ids.len()
+    )
 }
 
 /// Closed hours holding events.
