@@ -25,12 +25,59 @@ use crate::config::MirrorConfig;
 use crate::metrics::Metrics;
 use crate::state::Publishers;
 
-/// One event waiting to be mirrored.
+/// One event waiting to be mirrored: its topic, payload and attributes packed into one
+/// allocation. A queue of thousands of `Message`s (eight small allocations each) held for as
+/// long as the mirror target stalls fragments the allocator's free lists and slows every
+/// allocation of the ingest path; one block per event does not (BENCHMARKS.md, "With a
+/// stalled dark-loading mirror").
 #[derive(Debug)]
 struct Queued {
-    topic: String,
-    msg: Message,
+    packed: Box<[u8]>,
     size: usize,
+}
+
+impl Queued {
+    /// Packs `msg` for `topic`; `size` is what it counts against `mirror.queue_bytes`.
+    fn pack(topic: &str, msg: &Message, size: usize) -> Queued {
+        let parts = std::iter::once(topic.as_bytes())
+            .chain(std::iter::once(msg.data()))
+            .chain(msg.attributes().iter().flat_map(|(k, v)| [k.as_bytes(), v.as_bytes()]));
+        let len: usize = parts.clone().map(|p| 4 + p.len()).sum();
+        let mut packed = Vec::with_capacity(len);
+        for p in parts {
+            // Pub/Sub limits (10 MB per message, 1024 bytes per attribute) keep each part
+            // far below u32::MAX; a longer one could not be published anyway.
+            let n = u32::try_from(p.len()).unwrap_or(u32::MAX);
+            packed.extend_from_slice(&n.to_le_bytes());
+            packed.extend_from_slice(&p[..n as usize]);
+        }
+        Queued { packed: packed.into_boxed_slice(), size }
+    }
+
+    /// The topic and the message again.
+    fn unpack(&self) -> (&str, Message) {
+        let mut parts = Parts(&self.packed);
+        let topic = std::str::from_utf8(parts.next().unwrap_or_default()).unwrap_or_default();
+        let mut msg = Message::new(bytes::Bytes::copy_from_slice(parts.next().unwrap_or_default()));
+        while let (Some(k), Some(v)) = (parts.next(), parts.next()) {
+            msg = msg.with_attribute(String::from_utf8_lossy(k), String::from_utf8_lossy(v));
+        }
+        (topic, msg)
+    }
+}
+
+/// The length-prefixed parts of a [`Queued`] block.
+struct Parts<'a>(&'a [u8]);
+
+impl<'a> Iterator for Parts<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let (len, rest) = self.0.split_first_chunk::<4>()?;
+        let (part, rest) = rest.split_at_checked(u32::from_le_bytes(*len) as usize)?;
+        self.0 = rest;
+        Some(part)
+    }
 }
 
 /// Counts shared by [`Mirror`] and its drain task.
@@ -111,7 +158,7 @@ impl Mirror {
         }
         // Counted before the drain task can see the event, so `pending` never goes below zero.
         self.counts.pending.fetch_add(1, Ordering::AcqRel);
-        match self.tx.try_send(Queued { topic: topic.to_owned(), msg, size }) {
+        match self.tx.try_send(Queued::pack(topic, &msg, size)) {
             Ok(()) => true,
             Err(_) => {
                 self.counts.queued_bytes.fetch_sub(size, Ordering::AcqRel);
@@ -203,15 +250,16 @@ async fn drain(d: Drain) {
                     continue;
                 };
                 counts.queued_bytes.fetch_sub(q.size, Ordering::AcqRel);
-                let published = match publishers.get(&q.topic) {
+                let (topic, msg) = q.unpack();
+                let published = match publishers.get(topic) {
                     // May wait for the mirror publisher's flow control: the queue takes it.
-                    Ok(p) => p.publish(&q.msg).await,
+                    Ok(p) => p.publish(&msg).await,
                     Err(e) => Err(e),
                 };
                 match published {
                     Ok(h) => unconfirmed.push(h),
                     Err(e) => {
-                        tracing::debug!(topic = %q.topic, error = %e, "mirror publish refused");
+                        tracing::debug!(topic, error = %e, "mirror publish refused");
                         done(false);
                     }
                 }
@@ -275,6 +323,22 @@ mod tests {
         assert!(!mirror.offer("play", event(0)), "a shut-down mirror takes nothing");
         assert_eq!(metrics.mirror_dropped.get(), 991);
         assert_eq!((metrics.mirrored.get(), metrics.mirror_failures.get()), (0, 0));
+    }
+
+    #[test]
+    fn a_packed_event_unpacks_to_the_same_topic_and_message() {
+        let msg = Message::new(vec![0, 1, 2, 255])
+            .with_attribute("event_id", "é-1")
+            .with_attribute("event_type", "")
+            .with_attribute("event_time", "2026-12-03T22:00:00Z");
+        let q = Queued::pack("play", &msg, msg.size());
+        let (topic, back) = q.unpack();
+        assert_eq!(topic, "play");
+        assert_eq!(back.data(), msg.data());
+        assert_eq!(back.attributes(), msg.attributes());
+        let empty = Queued::pack("", &Message::new(Vec::new()), 0);
+        let (topic, back) = empty.unpack();
+        assert_eq!((topic, back.data(), back.attributes().len()), ("", &[][..], 0));
     }
 
     #[tokio::test]
