@@ -10,6 +10,32 @@
 //!
 //! Every call takes a short id (resolved in the client's project) or a full path, checks it
 //! locally and uses the client's [`RetryPolicy`](crate::RetryPolicy).
+//!
+//! # Replaying
+//!
+//! A seek can deliver acknowledged messages again only if they are retained: turn retention on
+//! ahead of need (it keeps messages published from then on), then seek to a time or a snapshot.
+//! `examples/replay_hour.rs` replays one hour through a fresh subscription.
+//!
+//! ```no_run
+//! use pubsub_client::{Client, CreateSnapshot, SeekTarget, SubscriptionUpdate, TopicUpdate};
+//! use std::time::Duration;
+//!
+//! # async fn run(client: &Client) -> pubsub_client::Result<()> {
+//! let week = Duration::from_secs(7 * 24 * 3600);
+//! client.update_topic("events-play", &TopicUpdate::new().with_message_retention(week)).await?;
+//! let keep = SubscriptionUpdate::new().with_retain_acked_messages(true).with_message_retention(week);
+//! client.update_subscription("events-play-exporter", &keep).await?;
+//!
+//! // Before a risky change: remember where the subscription is.
+//! let snapshot = CreateSnapshot::new("exporter-before-deploy", "events-play-exporter");
+//! client.create_snapshot(&snapshot).await?;
+//! // ... and go back to it, or to a time.
+//! client.seek_to_snapshot("events-play-exporter", "exporter-before-deploy").await?;
+//! client.seek("events-play-exporter", &SeekTarget::rfc3339("2026-12-03T13:50:00Z")?).await?;
+//! client.delete_snapshot("exporter-before-deploy").await?;
+//! # Ok(()) }
+//! ```
 
 use serde::{Deserialize, Serialize};
 
