@@ -60,9 +60,11 @@ fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
-/// Drains (pulls and acks) what the subscription delivers now; 1 s after the last message.
-async fn redelivered(client: &Client, sub: &str) -> BTreeSet<String> {
-    payloads(&drain(client, sub, 0, Duration::from_secs(1)).await)
+/// Drains (pulls and acks) the subscription until `expected` messages arrived and a pull came
+/// back empty (or 10 s passed); returns their payloads. With `expected` 0 it returns at the
+/// first empty pull.
+async fn redelivered(client: &Client, sub: &str, expected: &[&str]) -> BTreeSet<String> {
+    payloads(&drain(client, sub, expected.len(), Duration::from_secs(10)).await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,19 +76,19 @@ async fn seeking_back_to_a_time_redelivers_acked_messages() {
     let all = ["t0", "t1", "t2", "t3", "t4"];
     publish(&client, &topic, &all).await;
     assert_eq!(payloads(&drain(&client, &sub, all.len(), Duration::from_secs(10)).await), set(&all));
-    assert_eq!(redelivered(&client, &sub).await, set(&[]), "all acked");
+    assert_eq!(redelivered(&client, &sub, &[]).await, set(&[]), "all acked");
     tokio::time::sleep(Duration::from_millis(50)).await;
     let after = SystemTime::now();
 
     // After the last publish: nothing comes back.
     client.seek_to_time(&sub, after).await.expect("seek after");
-    assert_eq!(redelivered(&client, &sub).await, set(&[]));
+    assert_eq!(redelivered(&client, &sub, &[]).await, set(&[]));
 
     // Before the first publish: everything comes back, given as RFC 3339.
     let target = SeekTarget::rfc3339(&format_rfc3339(before)).expect("valid time");
     client.seek(&sub, &target).await.expect("seek before");
-    assert_eq!(redelivered(&client, &sub).await, set(&all));
-    assert_eq!(redelivered(&client, &sub).await, set(&[]), "acked again");
+    assert_eq!(redelivered(&client, &sub, &all).await, set(&all));
+    assert_eq!(redelivered(&client, &sub, &[]).await, set(&[]), "acked again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,7 +102,7 @@ async fn seeking_to_a_time_splits_at_the_publish_time() {
     publish(&client, &topic, &["late-0", "late-1"]).await;
     assert_eq!(drain(&client, &sub, 4, Duration::from_secs(10)).await.len(), 4);
     client.seek_to_time(&sub, between).await.expect("seek");
-    assert_eq!(redelivered(&client, &sub).await, set(&["late-0", "late-1"]));
+    assert_eq!(redelivered(&client, &sub, &["late-0", "late-1"]).await, set(&["late-0", "late-1"]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,11 +114,11 @@ async fn without_retained_acks_seeking_back_redelivers_nothing_and_a_future_seek
     publish(&client, &topic, &["n0", "n1"]).await;
     assert_eq!(drain(&client, &sub, 2, Duration::from_secs(10)).await.len(), 2);
     client.seek_to_time(&sub, before).await.expect("seek back");
-    assert_eq!(redelivered(&client, &sub).await, set(&[]), "acked messages were not retained");
+    assert_eq!(redelivered(&client, &sub, &[]).await, set(&[]), "acked messages were not retained");
 
     publish(&client, &topic, &["n2", "n3"]).await;
     client.seek_to_time(&sub, SystemTime::now() + Duration::from_secs(3600)).await.expect("seek ahead");
-    assert_eq!(redelivered(&client, &sub).await, set(&[]), "a seek ahead acknowledges the backlog");
+    assert_eq!(redelivered(&client, &sub, &[]).await, set(&[]), "a seek ahead acknowledges the backlog");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,13 +159,13 @@ async fn seeking_to_a_snapshot_redelivers_what_was_unacked_when_it_was_taken() {
     // Acked after the snapshot, then a message published after it.
     client.acknowledge(&sub, &ids(&rest)).await.expect("ack s2 s3");
     publish(&client, &topic, &["s4"]).await;
-    assert_eq!(redelivered(&client, &sub).await, set(&["s4"]));
-    assert_eq!(redelivered(&client, &sub).await, set(&[]));
+    assert_eq!(redelivered(&client, &sub, &["s4"]).await, set(&["s4"]));
+    assert_eq!(redelivered(&client, &sub, &[]).await, set(&[]));
 
     client.seek_to_snapshot(&sub, &snap_path).await.expect("seek to snapshot");
     // s2 and s3 were unacked when it was taken, s4 was published after it; s0 and s1 were
     // acked before it.
-    assert_eq!(redelivered(&client, &sub).await, set(&["s2", "s3", "s4"]));
+    assert_eq!(redelivered(&client, &sub, &["s2", "s3", "s4"]).await, set(&["s2", "s3", "s4"]));
     client.delete_snapshot(&snap_id).await.expect("delete");
 }
 
