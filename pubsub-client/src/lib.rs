@@ -13,7 +13,9 @@
 //! * [`Subscriber`] — pulls in flight, flow control on outstanding messages and bytes, leases
 //!   extended in the background with a deadline that follows observed processing times, batched
 //!   acks and nacks, graceful shutdown. Configured with [`SubscriberConfig`].
-//! * Admin calls on [`Client`]: create / get / delete / list [`Topic`]s and [`Subscription`]s.
+//! * Admin calls on [`Client`]: create / get / update / delete / list [`Topic`]s and
+//!   [`Subscription`]s; [`Snapshot`]s and [`seek`](Client::seek) to a time or a snapshot, to
+//!   replay messages (see [`admin`]).
 //! * Low-level [`Client::pull`], [`Client::acknowledge`] and [`Client::modify_ack_deadline`].
 //! * [`wire`] — the publish request encoding, public for load generators and benchmarks.
 //!
@@ -89,12 +91,15 @@ mod subscriber;
 mod transport;
 pub mod wire;
 
-pub use admin::{DeadLetterPolicy, Subscription, Topic};
+pub use admin::{
+    CreateSnapshot, DeadLetterPolicy, DeliveryRetryPolicy, ExpirationPolicy, SeekTarget, Snapshot,
+    SnapshotPage, Subscription, SubscriptionUpdate, Topic, TopicUpdate,
+};
 pub use auth::{Credentials, PUBSUB_SCOPE};
 pub use client::{Client, ClientBuilder, DEFAULT_ENDPOINT, EMULATOR_HOST_ENV, PROJECT_ENV};
 pub use error::{Error, Result};
 pub use message::Message;
-pub use names::{SubscriptionName, TopicName};
+pub use names::{SnapshotName, SubscriptionName, TopicName};
 pub use publisher::{LimitExceededBehavior, PublishHandle, Publisher, PublisherConfig, PublisherStats};
 pub use pull::ReceivedMessage;
 pub use retry::RetryPolicy;

@@ -1,4 +1,4 @@
-//! Project, topic and subscription names, validated once.
+//! Project, topic, subscription and snapshot names, validated once.
 
 use std::fmt;
 
@@ -10,6 +10,7 @@ use crate::limits::RESOURCE_ID_LEN;
 enum Kind {
     Topic,
     Subscription,
+    Snapshot,
 }
 
 impl Kind {
@@ -17,6 +18,7 @@ impl Kind {
         match self {
             Kind::Topic => "topics",
             Kind::Subscription => "subscriptions",
+            Kind::Snapshot => "snapshots",
         }
     }
 }
@@ -28,6 +30,12 @@ pub struct TopicName(String);
 /// A fully qualified subscription name, `projects/{project}/subscriptions/{subscription}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SubscriptionName(String);
+
+/// A fully qualified snapshot name, `projects/{project}/snapshots/{snapshot}`.
+///
+/// Snapshot ids follow the same rules as topic and subscription ids.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SnapshotName(String);
 
 macro_rules! resource_name {
     ($ty:ident, $kind:expr) => {
@@ -70,6 +78,7 @@ macro_rules! resource_name {
 
 resource_name!(TopicName, Kind::Topic);
 resource_name!(SubscriptionName, Kind::Subscription);
+resource_name!(SnapshotName, Kind::Snapshot);
 
 fn invalid(name: &str, reason: impl Into<String>) -> Error {
     Error::InvalidName { name: name.to_owned(), reason: reason.into() }
@@ -111,7 +120,7 @@ pub(crate) fn validate_project(project: &str) -> Result<()> {
     Ok(())
 }
 
-/// Checks a topic or subscription id against Pub/Sub's rules: 3-255 characters, starting with a
+/// Checks a topic, subscription or snapshot id against Pub/Sub's rules: 3-255 characters, starting with a
 /// letter, made of letters, digits and `-_.~+%`, not starting with `goog`.
 fn validate_id(id: &str) -> Result<()> {
     if !RESOURCE_ID_LEN.contains(&id.len()) {
@@ -175,6 +184,18 @@ mod tests {
         let long = "a".repeat(256);
         assert!(TopicName::parse("p", &long).is_err());
         assert!(TopicName::parse("p", &"a".repeat(255)).is_ok());
+    }
+
+    #[test]
+    fn snapshot_names_parse_like_the_others() {
+        let s = SnapshotName::parse("proj", "replay-2026-12-03T14").expect("valid");
+        assert_eq!(s.as_str(), "projects/proj/snapshots/replay-2026-12-03T14");
+        assert_eq!((s.project(), s.id()), ("proj", "replay-2026-12-03T14"));
+        let full = SnapshotName::parse("ignored", "projects/other/snapshots/snap-1").expect("valid");
+        assert_eq!(full.project(), "other");
+        let err = SnapshotName::parse("p", "projects/p/subscriptions/sub-1").expect_err("wrong kind");
+        assert!(err.to_string().contains("projects/{project}/snapshots/{id}"), "{err}");
+        assert!(SnapshotName::parse("p", "goog-snap").is_err());
     }
 
     #[test]
